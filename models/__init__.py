@@ -1,0 +1,9 @@
+"""Tortoise models only; no behaviour beyond small derived properties."""
+
+# Every module holding models; the ORM config and migrations read this list.
+MODEL_MODULES = [
+    "models.people",
+    "models.enterprises",
+    "models.documents",
+    "models.ledger",
+]

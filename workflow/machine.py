@@ -1,0 +1,63 @@
+"""Transition tables declared as data, and the checks every use case runs against them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from workflow.errors import Conflict
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One allowed action: from which states, to which state, and who may take it."""
+
+    action: str
+    label: str  # Chinese, shown to users
+    sources: tuple[str, ...]
+    target: str
+    party: str  # which side acts: enterprise / supplier / core / funder / platform / system
+    member_roles: tuple[str, ...] = ()  # member roles inside the acting enterprise that may act
+
+
+@dataclass
+class Machine:
+    """A named set of states and the transitions between them."""
+
+    name: str
+    state_labels: dict[str, str]  # state → Chinese label
+    transitions: list[Transition] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._by_action = {t.action: t for t in self.transitions}
+        for t in self.transitions:
+            unknown = {*t.sources, t.target} - set(self.state_labels)
+            if unknown:
+                raise ValueError(f"{self.name}.{t.action} names unknown states {sorted(unknown)}")
+
+    def transition(self, action: str) -> Transition:
+        """The declared transition for an action (KeyError if none)."""
+        return self._by_action[action]
+
+    def allowed_from(self, state: str) -> list[Transition]:
+        """Every transition that may start in `state`."""
+        return [t for t in self.transitions if state in t.sources]
+
+    def check(self, action: str, state: str) -> Transition:
+        """The transition, or a 409 naming the current state and what is allowed next."""
+        t = self.transition(action)
+        if state not in t.sources:
+            nexts = "、".join(x.label for x in self.allowed_from(state)) or "无"
+            raise Conflict(
+                f"当前状态为“{self.state_labels[state]}”，不能{t.label}；当前可进行的操作：{nexts}",
+                code="invalid_state",
+                details={"state": state, "allowed": [x.action for x in self.allowed_from(state)]},
+            )
+        return t
+
+    def markdown(self) -> str:
+        """The table as Markdown (docs are generated from the declaration)."""
+        rows = ["| 操作 | action | 从 | 到 | 执行方 | 成员角色 |", "|---|---|---|---|---|---|"]
+        for t in self.transitions:
+            src = ", ".join(t.sources)
+            rows.append(f"| {t.label} | `{t.action}` | {src} | {t.target} | {t.party} | {', '.join(t.member_roles) or '—'} |")
+        return "\n".join(rows)
