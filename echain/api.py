@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from echain import validation
+from echain import idempotency, validation
 from workflow.errors import DomainError, InvalidInput, NotFound, UnsupportedMediaType
 
 B = TypeVar("B", bound=BaseModel)
@@ -60,6 +60,7 @@ class Operation:
     binary_response: str | None = None  # content type description for downloads
     errors: tuple[int, ...] = ()
     operation_id: str = ""
+    idempotent: bool = False  # honours the Idempotency-Key header (state-changing JSON operations)
 
 
 _PATH_PARAM = re.compile(r"{(\w+)}")
@@ -114,14 +115,41 @@ def _endpoint(op: Operation, authenticate: Authenticator) -> Callable[[web.Reque
         call.ids = _path_ids(request)
         if op.auth:
             call.user = await authenticate(request)
-        if op.query is not None:
-            call.query = parse_model(op.query, dict(request.query))
-        if op.body is not None:
-            call.body = parse_model(op.body, await read_json(request))
-        result = await op.handler(call)
-        return render(result, op.status)
+        key = request.headers.get(idempotency.HEADER)
+        if op.idempotent and key is not None and call.user is not None:
+            return await _idempotent(op, call, key)
+        return await _run(op, call)
 
     return endpoint
+
+
+async def _run(op: Operation, call: Call) -> web.StreamResponse:
+    if op.query is not None:
+        call.query = parse_model(op.query, dict(call.request.query))
+    if op.body is not None:
+        call.body = parse_model(op.body, await read_json(call.request))
+    return render(await op.handler(call), op.status)
+
+
+async def _idempotent(op: Operation, call: Call, key: str) -> web.StreamResponse:
+    """Run once per (caller, route, key); replay the recorded answer to retries."""
+    from echain.keys import REDIS  # keys imports the domain; imported here to keep this module light
+
+    scope = f"{call.user.id}:{op.method}:{call.request.path}"
+    guard = idempotency.IdempotencyGuard(call.app[REDIS], scope, key, await call.request.read())
+    stored = await guard.claim()
+    if stored is not None:
+        return web.Response(text=stored.body, status=stored.status, content_type="application/json",
+                            headers={"Idempotent-Replayed": "true"})
+    try:
+        response = await _run(op, call)
+    except DomainError as exc:
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+    except BaseException:
+        await guard.release()
+        raise
+    await guard.complete(response.status, response.text if isinstance(response, web.Response) and response.text else "")
+    return response
 
 
 def _path_ids(request: web.Request) -> dict[str, int]:
@@ -164,6 +192,14 @@ def render(result: Any, status: int = 200) -> web.StreamResponse:
     if isinstance(result, BaseModel):
         return json_response(result.model_dump(mode="json"), status)
     return json_response(result, status)
+
+
+def error_response(status: int, code: str, message: str, details: dict | None = None) -> web.Response:
+    """The one error shape: `{"error": {"code", "message", "details"?}}`."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    return json_response({"error": body}, status)
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -232,6 +268,12 @@ def _operation_doc(op: Operation, components: dict[str, Any], error_ref: dict[st
     ]
     if op.query is not None:
         params += _query_params(op.query)
+    if op.idempotent:
+        params.append({
+            "name": idempotency.HEADER, "in": "header", "required": False,
+            "schema": {"type": "string", "maxLength": 128},
+            "description": "幂等键：相同的键与相同的请求内容只执行一次，重试时返回首次的结果；键相同而内容不同返回 422",
+        })
     if params:
         doc["parameters"] = params
     if op.body is not None:

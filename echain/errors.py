@@ -10,7 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tortoise.exceptions import DBConnectionError
 
-from echain.api import json_response
+from echain.api import error_response
 from workflow.errors import DomainError
 
 log = logging.getLogger("echain.errors")
@@ -23,14 +23,6 @@ _HTTP_MESSAGES: dict[int, tuple[str, str]] = {
     413: ("payload_too_large", "请求内容过大"),
     415: ("unsupported_media_type", "不支持的内容类型"),
 }
-
-
-def error_response(status: int, code: str, message: str, details: dict | None = None) -> web.Response:
-    """The one error shape."""
-    body: dict = {"code": code, "message": message}
-    if details:
-        body["details"] = details
-    return json_response({"error": body}, status)
 
 
 @web.middleware

@@ -28,7 +28,7 @@ async def _detail(e: Enterprise) -> EnterpriseDetail:
 
 
 @router.post("/api/v1/enterprises", summary="注册企业（四要素核验）", tag=TAG, body=EnterpriseInput, response=EnterpriseDetail,
-             status=201, errors=(409,))
+             status=201, errors=(409,), idempotent=True)
 async def register(call: Call) -> EnterpriseDetail:
     """Create an enterprise in draft; the caller becomes its admin."""
     return await _detail(await onboarding.register(call.app[DEPS], call.user, call.body))
@@ -63,7 +63,7 @@ async def reverify(call: Call) -> EnterpriseDetail:
 
 
 @router.post("/api/v1/enterprises/{enterprise_id}/submit", summary="提交平台审核", tag=TAG, response=EnterpriseDetail,
-             errors=(403, 409))
+             errors=(403, 409), idempotent=True)
 async def submit(call: Call) -> EnterpriseDetail:
     """Needs a matched four-element check, at least one business role, confirmed info and the documents."""
     return await _detail(await onboarding.submit(call.user, call.ids["enterprise_id"]))
@@ -77,7 +77,7 @@ async def pending(call: Call) -> EnterpriseList:
 
 
 @router.post("/api/v1/admin/enterprises/{enterprise_id}/review", summary="审核企业（通过/驳回）", tag=TAG, body=ReviewIn,
-             response=EnterpriseDetail, errors=(403, 409))
+             response=EnterpriseDetail, errors=(403, 409), idempotent=True)
 async def review(call: Call) -> EnterpriseDetail:
     """A rejection needs a reason; the enterprise may edit and resubmit."""
     e = await onboarding.review(call.user, call.ids["enterprise_id"], call.body.decision, call.body.reason)
@@ -85,7 +85,7 @@ async def review(call: Call) -> EnterpriseDetail:
 
 
 @router.post("/api/v1/enterprises/{enterprise_id}/invitations", summary="邀请成员（生成一次性邀请码）", tag=TAG,
-             body=InvitationIn, response=InvitationOut, status=201, errors=(403,))
+             body=InvitationIn, response=InvitationOut, status=201, errors=(403,), idempotent=True)
 async def invite(call: Call) -> InvitationOut:
     """The code is shown once; it expires after 7 days."""
     invitation, code = await members.invite(call.app[DEPS], call.user, call.ids["enterprise_id"], call.body.roles)
@@ -93,7 +93,7 @@ async def invite(call: Call) -> InvitationOut:
 
 
 @router.post("/api/v1/invitations/accept", summary="使用邀请码加入企业", tag=TAG, body=AcceptInvitationIn,
-             response=MemberOut, errors=(404, 409))
+             response=MemberOut, errors=(404, 409), idempotent=True)
 async def accept_invitation(call: Call) -> MemberOut:
     """Each code works once."""
     member = await members.accept(call.app[DEPS], call.user, call.body.code)
