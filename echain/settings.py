@@ -18,6 +18,7 @@ SETTINGS_DOC: list[tuple[str, str, str]] = [
     ("ECHAIN_PORT", "8080", "Port to serve on"),
     ("ECHAIN_UPLOAD_MAX_BYTES", "10485760", "Largest accepted upload (bytes)"),
     ("ECHAIN_SESSION_TTL", "604800", "Login session lifetime (seconds)"),
+    ("ECHAIN_OVERDUE_GRACE_DAYS", "3", "Days after a financing's due date before the scheduler marks it overdue"),
     ("ECHAIN_KYC_PROVIDER", "sandbox", "Four-element verification: sandbox or http"),
     ("ECHAIN_KYC_GATEWAY_URL", "", "Four-element gateway base URL (provider http)"),
     ("ECHAIN_KYC_KEY_ID", "", "Key id sent to the four-element gateway"),
@@ -49,6 +50,7 @@ class Settings:
     port: int = 8080
     upload_max_bytes: int = 10 * 1024 * 1024
     session_ttl: int = 7 * 24 * 3600
+    overdue_grace_days: int = 3
     kyc_provider: str = "sandbox"
     kyc_gateway_url: str = ""
     kyc_key_id: str = ""
@@ -96,6 +98,7 @@ class Settings:
             port=_int(env, "ECHAIN_PORT", 8080),
             upload_max_bytes=_int(env, "ECHAIN_UPLOAD_MAX_BYTES", 10 * 1024 * 1024),
             session_ttl=_int(env, "ECHAIN_SESSION_TTL", 7 * 24 * 3600),
+            overdue_grace_days=_non_negative(env, "ECHAIN_OVERDUE_GRACE_DAYS", 3),
             kyc_provider=env.get("ECHAIN_KYC_PROVIDER", "sandbox"),
             kyc_gateway_url=env.get("ECHAIN_KYC_GATEWAY_URL", ""),
             kyc_key_id=env.get("ECHAIN_KYC_KEY_ID", ""),
@@ -132,6 +135,13 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise SettingsError(f"{name} must be an integer, not {raw!r}") from exc
+
+
+def _non_negative(env: dict[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 0:
+        raise SettingsError(f"{name} must not be negative, not {value}")
+    return value
 
 
 def setting_names() -> list[str]:

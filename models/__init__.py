@@ -6,4 +6,5 @@ MODEL_MODULES = [
     "models.enterprises",
     "models.documents",
     "models.ledger",
+    "models.financing",
 ]

@@ -4,8 +4,8 @@ import asyncio
 
 from tortoise.transactions import in_transaction
 
-from tests.support.cli import run_cli
 from models.ledger import LedgerEntry
+from tests.support.cli import run_cli
 from workflow import ledger
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from tortoise.transactions import in_transaction
 
@@ -12,11 +13,17 @@ from workflow import ledger
 from workflow.access import enterprise_for_member
 from workflow.deps import Deps
 from workflow.errors import InvalidInput, NotFound, UnsupportedMediaType
+from workflow.financing.attachments import readable_via_financing
 
 DOCUMENT_KINDS = {
     "business_license": "营业执照",
     "id_card_front": "身份证人像面",
     "id_card_back": "身份证国徽面",
+    "invoice": "发票",
+    "trade_contract": "贸易合同",
+    "factoring_contract": "保理合同",
+    "voucher": "放款凭证",
+    "repayment_proof": "还款凭证",
     "other": "其他材料",
 }
 
@@ -35,7 +42,8 @@ def sniff_type(data: bytes) -> str | None:
 
 def clean_filename(name: str) -> str:
     """Only the last path component, without control characters (never used as a path)."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    # Some clients percent-encode non-ASCII names in Content-Disposition; decode before splitting.
+    base = unquote(name).replace("\\", "/").rsplit("/", 1)[-1]
     return "".join(ch for ch in base if ch.isprintable())[:200]
 
 
@@ -69,14 +77,16 @@ class DocumentContent:
 
 
 async def fetch(deps: Deps, actor: User, document_id: int) -> DocumentContent:
-    """A document's bytes, for members of its enterprise and platform operators only."""
+    """A document's bytes, for members of its enterprise, platform operators, and parties of a financing
+    that references it (see workflow.financing.attachments.readable_via_financing)."""
     doc = await Document.get_or_none(id=document_id)
     if doc is None:
         raise NotFound("文件不存在", code="document_not_found")
     try:
         await enterprise_for_member(actor, doc.enterprise_id, operator_may_read=True)
     except NotFound as exc:
-        raise NotFound("文件不存在", code="document_not_found") from exc
+        if not await readable_via_financing(actor, doc.id):
+            raise NotFound("文件不存在", code="document_not_found") from exc
     try:
         data = await deps.storage.get(doc.sha256)
     except KeyError as exc:

@@ -9,14 +9,35 @@ from workflow.errors import Conflict
 
 @dataclass(frozen=True)
 class Transition:
-    """One allowed action: from which states, to which state, and who may take it."""
+    """One allowed action: from which states, to which state, and who may take it.
+
+    `sources` empty means the action creates the record (there is no state before it). The fields after
+    `member_roles` are optional so small tables (onboarding) stay one line per transition.
+    """
 
     action: str
     label: str  # Chinese, shown to users
     sources: tuple[str, ...]
     target: str
-    party: str  # which side acts: enterprise / supplier / core / funder / platform / system
+    party: str  # which side acts: enterprise / supplier / core / funder / platform / system / signatories
     member_roles: tuple[str, ...] = ()  # member roles inside the acting enterprise that may act
+    # States the action may leave the record in before its goal is met (approve below quorum stays
+    # "claimed"; sign before the last party goes to "signing").
+    interim: tuple[str, ...] = ()
+    guards: tuple[str, ...] = ()  # names of the extra checks the use case runs (documented with the table)
+    body: str | None = None  # name of the request body model, None when the action takes no input
+    # True when nobody is waiting for this action (withdraw, reject, decline): it never shows up as a to-do.
+    optional: bool = False
+
+    @property
+    def creates(self) -> bool:
+        """True when the action creates the record rather than moving it."""
+        return not self.sources
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """Every state the action can end in: the goal first, then the interim states."""
+        return (self.target, *(s for s in self.interim if s != self.target))
 
 
 @dataclass
@@ -29,10 +50,23 @@ class Machine:
 
     def __post_init__(self) -> None:
         self._by_action = {t.action: t for t in self.transitions}
+        if len(self._by_action) != len(self.transitions):
+            raise ValueError(f"{self.name} declares an action twice")
         for t in self.transitions:
-            unknown = {*t.sources, t.target} - set(self.state_labels)
+            unknown = {*t.sources, *t.targets} - set(self.state_labels)
             if unknown:
                 raise ValueError(f"{self.name}.{t.action} names unknown states {sorted(unknown)}")
+
+    @property
+    def actions(self) -> list[str]:
+        """Every action name, in declaration order."""
+        return [t.action for t in self.transitions]
+
+    @property
+    def terminal_states(self) -> list[str]:
+        """States no transition leaves."""
+        left = {s for t in self.transitions for s in t.sources}
+        return [s for s in self.state_labels if s not in left]
 
     def transition(self, action: str) -> Transition:
         """The declared transition for an action (KeyError if none)."""
@@ -58,6 +92,7 @@ class Machine:
         """The table as Markdown (docs are generated from the declaration)."""
         rows = ["| 操作 | action | 从 | 到 | 执行方 | 成员角色 |", "|---|---|---|---|---|---|"]
         for t in self.transitions:
-            src = ", ".join(t.sources)
-            rows.append(f"| {t.label} | `{t.action}` | {src} | {t.target} | {t.party} | {', '.join(t.member_roles) or '—'} |")
+            src = ", ".join(t.sources) or "（新建）"
+            dst = " / ".join(t.targets)
+            rows.append(f"| {t.label} | `{t.action}` | {src} | {dst} | {t.party} | {', '.join(t.member_roles) or '—'} |")
         return "\n".join(rows)

@@ -1,0 +1,1 @@
+"""The financing domain: one transition table (table.py), the use cases (actions.py), reads (queries.py)."""
