@@ -163,11 +163,11 @@ def _path_ids(request: web.Request) -> dict[str, int]:
 
 async def read_json(request: web.Request) -> Any:
     """The request body as JSON, with Chinese errors for the wrong type or broken JSON."""
-    if request.content_type != "application/json":
-        raise UnsupportedMediaType("请求体应为 JSON（Content-Type: application/json）")
     raw = await request.read()
     if not raw:
-        return {}
+        return {}  # no body at all: models whose fields are all optional accept it
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType("请求体应为 JSON（Content-Type: application/json）")
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

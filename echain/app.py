@@ -12,11 +12,12 @@ from echain import db
 from echain.api import ApiRouter
 from echain.errors import error_middleware
 from echain.keys import DEPS, HTTP, REDIS, SETTINGS, SIMULATOR, WECHAT_BASE
+from echain.live import RedisEventSink
 from echain.pii import PiiCipher
 from echain.redis_conn import open_redis
 from echain.settings import Settings
 from echain.storage import LocalBlobStorage
-from miniapp_api import auth, documents, enterprises, me, system
+from miniapp_api import admin, auth, documents, enterprises, financings, me, system
 from wechat import simulator
 from wechat.client import WeChatClient
 from workflow.deps import Deps
@@ -30,7 +31,7 @@ JSON_BODY_LIMIT = 1024 * 1024  # uploads stream through miniapp_api.uploads with
 def api_router() -> ApiRouter:
     """Every declared API operation (the OpenAPI document is built from this)."""
     router = ApiRouter()
-    for module in (system, auth, me, enterprises, documents):
+    for module in (system, auth, me, enterprises, documents, financings, admin):
         router.include(module.router)
     return router
 
@@ -104,5 +105,6 @@ async def _deps(app: web.Application) -> AsyncIterator[None]:
         kyc=kyc_provider(settings, app[HTTP]),
         miniapp=WeChatClient(app[HTTP], app[WECHAT_BASE], app_id, secret),
         session_ttl=settings.session_ttl,
+        events=[RedisEventSink(app[REDIS])],
     )
     yield

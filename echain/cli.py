@@ -44,10 +44,13 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_admin_grant(settings: Settings, args: argparse.Namespace) -> int:
     """Make a person a platform operator."""
+    from wechat.simulator import SIM_MINIAPP_ID, openid_of
     from workflow.accounts import grant_operator
 
+    openid = args.openid or openid_of(args.sim, settings.miniapp_app_id or SIM_MINIAPP_ID)
+
     async def work() -> int:
-        user = await grant_operator(args.openid)
+        user = await grant_operator(openid)
         print(f"已将用户 {user.id} 设为平台运营人员")  # noqa: T201
         return 0
 
@@ -96,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="创建或升级数据库结构").set_defaults(func=cmd_migrate)
     admin = sub.add_parser("admin", help="管理命令").add_subparsers(dest="admin_command", required=True)
     grant = admin.add_parser("grant", help="将用户设为平台运营人员")
-    grant.add_argument("openid")
+    who = grant.add_mutually_exclusive_group(required=True)
+    who.add_argument("openid", nargs="?", help="小程序 openid")
+    who.add_argument("--sim", metavar="NAME", help="模拟器登录名（开发环境：sim:NAME 登录的那个人）")
     grant.set_defaults(func=cmd_admin_grant)
     led = sub.add_parser("ledger", help="账本命令").add_subparsers(dest="ledger_command", required=True)
     led.add_parser("verify", help="校验哈希链").set_defaults(func=cmd_ledger_verify)

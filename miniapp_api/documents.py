@@ -16,7 +16,7 @@ TAG = "材料"
 
 @router.post("/api/v1/enterprises/{enterprise_id}/documents", summary="上传企业材料", tag=TAG, response=DocumentOut,
              status=201, errors=(413, 415, 422),
-             multipart={"kind": "材料类型：business_license / id_card_front / id_card_back / other",
+             multipart={"kind": "材料类型：" + " / ".join(documents.DOCUMENT_KINDS),
                         "file": "JPEG、PNG 或 PDF，按内容识别类型"})
 async def upload_document(call: Call) -> DocumentOut:
     """Size-limited; the type is read from the bytes, not the name; stored by SHA-256."""

@@ -208,6 +208,11 @@ def _digest_id(prefix: str, seed: str) -> str:
     return prefix + digest[:27]
 
 
+def openid_of(name: str, app_id: str = SIM_MINIAPP_ID) -> str:
+    """The openid the simulator gives person `name` in `app_id` (lets the CLI grant roles by name)."""
+    return _digest_id("o", f"{app_id}:{name}")
+
+
 class SimulatorState:
     """All simulator state plus the WeChat business rules; methods raise ApiError like WeChat would."""
 
@@ -338,7 +343,7 @@ class SimulatorState:
     def openid_for(self, name: str, app_id: str | None = None) -> str:
         """The deterministic openid of simulated user `name` in `app_id` (default: the mini program)."""
         # openids are per account, so the same person has different openids in the OA and the mini program.
-        return _digest_id("o", f"{app_id or self.miniapp_id}:{name}")
+        return openid_of(name, app_id or self.miniapp_id)
 
     def unionid_for(self, name: str) -> str:
         """The deterministic unionid of simulated user `name` (shared by all accounts, like WeChat's)."""

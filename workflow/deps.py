@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from echain.pii import PiiCipher
     from echain.storage import BlobStorage
     from wechat.client import WeChatClient
+    from workflow.events import EventSink
     from workflow.kyc import FourElementProvider
 
 
@@ -24,3 +25,4 @@ class Deps:
     kyc: FourElementProvider
     miniapp: WeChatClient
     session_ttl: int = 7 * 24 * 3600
+    events: list[EventSink] = field(default_factory=list)  # told after each committed transition

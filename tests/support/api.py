@@ -121,3 +121,25 @@ class ApiClient:
         user = await User.get(id=(await self.call("GET", "/api/v1/me", token, 200))["user"]["id"])
         await grant_operator(user.openid)
         return token
+
+    async def add_member(self, admin_token: str, enterprise_id: int, name: str, roles: list[str]) -> str:
+        """Invite person `name` with member roles; returns their token."""
+        inv = await self.call("POST", f"/api/v1/enterprises/{enterprise_id}/invitations", admin_token, 201,
+                              json={"roles": roles})
+        token = await self.login(name)
+        await self.call("POST", "/api/v1/invitations/accept", token, 200, json={"code": inv["code"]})
+        return token
+
+    async def financing(self, supplier_token: str, supplier_id: int, core_id: int, **overrides: Any) -> dict[str, Any]:
+        """Upload an invoice and submit a financing (face 500,000.00, requested 400,000.00, due in 90 days)."""
+        from datetime import timedelta
+
+        from workflow.financing.transition import china_today
+
+        doc = await self.upload(supplier_token, supplier_id, "invoice", pdf_bytes(), "invoice.pdf")
+        body = {
+            "supplier_id": supplier_id, "core_id": core_id, "invoice_no": f"INV{next(_serial):08d}",
+            "contract_no": "HT-2026-001", "face_amount": "500000.00", "requested_amount": "400000.00",
+            "due_date": (china_today() + timedelta(days=90)).isoformat(), "attachment_ids": [doc["id"]],
+        } | overrides
+        return await self.call("POST", "/api/v1/financings", supplier_token, 201, json=body)

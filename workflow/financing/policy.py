@@ -66,3 +66,9 @@ async def set_policy(actor: User, enterprise_id: int, data: PolicyInput) -> Appr
     except IntegrityError as exc:  # two admins saved at once: the other one's policy stands
         raise Conflict("审批策略刚被其他管理员修改，请刷新后重试", code="stale_policy") from exc
     return await ApprovalPolicy.get(enterprise_id=enterprise_id)
+
+
+async def view_policy(actor: User, enterprise_id: int) -> list[dict]:
+    """The tiers in force for an enterprise the actor belongs to (operators may read any)."""
+    await enterprise_for_member(actor, enterprise_id, operator_may_read=True)
+    return await tiers_for(enterprise_id)
