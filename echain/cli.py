@@ -72,6 +72,19 @@ def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
     return _with_db(settings, work)
 
 
+def cmd_jobs_run_due(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the time-driven transitions that are due (marking overdue financings)."""
+    from workflow.financing.scheduler import mark_overdue_due
+    from workflow.financing.transition import china_today
+
+    async def work() -> int:
+        moved = await mark_overdue_due(china_today(), settings.overdue_grace_days)
+        print(f"定时任务完成：{moved} 笔融资标记为逾期（宽限期 {settings.overdue_grace_days} 天）")  # noqa: T201
+        return 0
+
+    return _with_db(settings, work)
+
+
 def cmd_wechat_sim(settings: Settings, args: argparse.Namespace) -> int:
     """Run the WeChat API simulator standalone."""
     from wechat.simulator import run_simulator
@@ -105,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     grant.set_defaults(func=cmd_admin_grant)
     led = sub.add_parser("ledger", help="账本命令").add_subparsers(dest="ledger_command", required=True)
     led.add_parser("verify", help="校验哈希链").set_defaults(func=cmd_ledger_verify)
+    jobs = sub.add_parser("jobs", help="定时任务").add_subparsers(dest="jobs_command", required=True)
+    jobs.add_parser("run-due", help="执行到期的定时任务（逾期标记）；可由 cron 每小时调用").set_defaults(func=cmd_jobs_run_due)
     sim = sub.add_parser("wechat-sim", help="独立运行微信接口模拟器")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8900)

@@ -768,3 +768,19 @@ def test_action_bodies_match_the_table():
     assert FINANCING.terminal_states == ["rejected", "withdrawn", "repaid"]
     schema = DisburseBody.model_json_schema()
     assert schema["properties"]["amount"]["type"] == "string"
+
+
+async def test_jobs_run_due_cli_marks_overdue(cast: Cast, database_url: str, tmp_path: Path):
+    from echain.settings import Settings
+    from tests.support.cli import run_cli
+
+    f = await advance(cast, "received")
+    # The receivable fell due long ago: push its due date into the past, as time would.
+    await Financing.filter(id=f.id).update(due_date=china_today() - timedelta(days=10))
+    settings = Settings(data_dir=tmp_path, database_url=database_url)
+    result = await run_cli(settings, "jobs", "run-due")
+    assert result.returncode == 0, result.stderr
+    assert "1 笔融资标记为逾期" in result.stdout
+    assert (await _refresh(f)).status == "overdue"
+    again = await run_cli(settings, "jobs", "run-due")
+    assert "0 笔融资标记为逾期" in again.stdout
