@@ -124,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8900)
     sim.set_defaults(func=cmd_wechat_sim)
+    from echain.demo import cmd_demo  # light module: the server parts are imported only when it starts one
+
+    demo = sub.add_parser("demo", help="演示：以各方身份通过 HTTP 走完一笔融资的全流程")
+    demo.add_argument("--url", help="已运行服务的地址（默认在本进程内启动临时服务）")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 
