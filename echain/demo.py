@@ -12,10 +12,8 @@ import asyncio
 import io
 import json
 import secrets
-import struct
 import tempfile
 import uuid
-import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from echain.samples import pdf_bytes, png_bytes
 from workflow.identifiers import make_resident_id, make_uscc
 
 if TYPE_CHECKING:
@@ -95,22 +94,6 @@ def grant_hint(base_url: str) -> str:
 
 
 # ---- small pure helpers -------------------------------------------------------------------------------------
-
-
-def png_bytes(width: int = 2, height: int = 2) -> bytes:
-    """A real, tiny PNG image (stands in for photos of licences and ID cards)."""
-    raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
-
-
-def pdf_bytes(title: str) -> bytes:
-    """A minimal PDF document (stands in for invoices, contracts and bank vouchers)."""
-    return f"%PDF-1.4\n% {title}\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n".encode()
 
 
 def random_uscc() -> str:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import io
 import itertools
-import struct
-import zlib
 from typing import Any
 
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 
+from echain.samples import pdf_bytes, png_bytes  # noqa: F401 - re-exported for the tests
 from workflow.identifiers import make_resident_id, make_uscc
 
 _serial = itertools.count(1)
@@ -39,22 +38,6 @@ def enterprise_body(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
-
-
-def png_bytes(width: int = 2, height: int = 2) -> bytes:
-    """A real, tiny PNG image."""
-    raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
-
-
-def pdf_bytes() -> bytes:
-    """A minimal PDF document."""
-    return b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 
 
 class ApiClient:
