@@ -17,7 +17,7 @@ from bot.tasks import BackgroundTasks
 from echain.keys import DEPS, HTTP, OA_WECHAT, REDIS, SETTINGS, WECHAT_BASE
 from echain.settings import Settings
 from wechat import simulator
-from wechat.client import WeChatClient
+from wechat.client import RedisTokenCache, WeChatClient
 from workflow.deps import Deps
 
 log = logging.getLogger("echain.bot")
@@ -65,7 +65,9 @@ async def bot_context(app: web.Application) -> AsyncIterator[None]:
     """Open the OA client and the bot (after the shared services); drain background work on shutdown."""
     settings = app[SETTINGS]
     app_id, secret = oa_credentials(settings)
-    oa = WeChatClient(app[HTTP], app[WECHAT_BASE], app_id, secret)
+    # One shared token cache and refresher for every process: each refresh invalidates the old token.
+    oa = WeChatClient(app[HTTP], app[WECHAT_BASE], app_id, secret,
+                      token_cache=RedisTokenCache.for_api(app[REDIS], app[WECHAT_BASE]))
     app[OA_WECHAT] = oa
     if not settings.wechat_token:
         log.warning("WECHAT_TOKEN is not set: the Official Account callback /wechat is switched off")

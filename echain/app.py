@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from bot.context import install as install_bot
 from echain import db
 from echain.api import ApiRouter
 from echain.errors import error_middleware
@@ -17,9 +18,11 @@ from echain.pii import PiiCipher
 from echain.redis_conn import open_redis
 from echain.settings import Settings
 from echain.storage import LocalBlobStorage
-from miniapp_api import admin, auth, documents, enterprises, financings, me, system
+from miniapp_api import admin, auth, documents, enterprises, financings, me, system, wechat_binding
+from notify import api as notify_api
+from notify.sink import JobQueueSink
 from wechat import simulator
-from wechat.client import WeChatClient
+from wechat.client import RedisTokenCache, WeChatClient
 from workflow.deps import Deps
 from workflow.kyc import FourElementProvider, HttpGatewayProvider, SandboxProvider
 
@@ -31,7 +34,7 @@ JSON_BODY_LIMIT = 1024 * 1024  # uploads stream through miniapp_api.uploads with
 def api_router() -> ApiRouter:
     """Every declared API operation (the OpenAPI document is built from this)."""
     router = ApiRouter()
-    for module in (system, auth, me, enterprises, documents, financings, admin):
+    for module in (system, auth, me, enterprises, documents, financings, admin, wechat_binding, notify_api):
         router.include(module.router)
     return router
 
@@ -45,6 +48,7 @@ def create_app(settings: Settings) -> web.Application:
     router = api_router()
     router.install(app, auth.authenticate)
     system.install_docs(app, router)
+    install_bot(app)  # Official Account callback /wechat and its resources (after the shared ones)
     return app
 
 
@@ -103,8 +107,9 @@ async def _deps(app: web.Application) -> AsyncIterator[None]:
         pii=PiiCipher(settings.secret_key),
         storage=LocalBlobStorage(settings.data_dir / "blobs"),
         kyc=kyc_provider(settings, app[HTTP]),
-        miniapp=WeChatClient(app[HTTP], app[WECHAT_BASE], app_id, secret),
+        miniapp=WeChatClient(app[HTTP], app[WECHAT_BASE], app_id, secret,
+                             token_cache=RedisTokenCache.for_api(app[REDIS], app[WECHAT_BASE])),
         session_ttl=settings.session_ttl,
-        events=[RedisEventSink(app[REDIS])],
+        events=[RedisEventSink(app[REDIS]), JobQueueSink.on(app[REDIS])],  # live pages; notifications (worker)
     )
     yield

@@ -1,4 +1,4 @@
-"""The `echain` command: serve, migrate, admin, ledger, wechat-sim."""
+"""The `echain` command: serve, migrate, admin, ledger, jobs, wechat (menu), worker, wechat-sim, demo."""
 
 from __future__ import annotations
 
@@ -85,12 +85,51 @@ def cmd_jobs_run_due(settings: Settings, args: argparse.Namespace) -> int:
     return _with_db(settings, work)
 
 
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the job worker (notifications) until interrupted, or with --burst until the queue is empty."""
+    from echain.worker import run_worker
+
+    return asyncio.run(run_worker(settings, burst=args.burst))
+
+
 def cmd_wechat_sim(settings: Settings, args: argparse.Namespace) -> int:
     """Run the WeChat API simulator standalone."""
     from wechat.simulator import run_simulator
 
     run_simulator(host=args.host, port=args.port)
     return 0
+
+
+def cmd_wechat_menu(settings: Settings, args: argparse.Namespace) -> int:
+    """Publish wechat/menu.json (or --file) as the Official Account menu through menu/create."""
+    from pathlib import Path
+
+    import aiohttp
+
+    from bot.context import oa_credentials
+    from bot.menu import MENU_FILE, load_menu, publish
+    from wechat import simulator
+    from wechat.client import WeChatClient, WeChatError
+
+    async def run() -> int:
+        menu = load_menu(Path(args.file) if args.file else MENU_FILE)
+        runner, base = None, settings.wechat_api_base
+        if settings.uses_wechat_simulator:  # dev: nothing to publish to but the in-process simulator
+            runner, base, _ = await simulator.start_simulator()
+        try:
+            async with aiohttp.ClientSession() as session:
+                await publish(WeChatClient(session, base, *oa_credentials(settings)), menu)
+        except WeChatError as exc:
+            print(f"菜单发布失败：{exc.errcode} {exc.errmsg}", file=sys.stderr)  # noqa: T201
+            return 1
+        finally:
+            if runner is not None:
+                await runner.cleanup()
+        where = "微信接口模拟器（未配置 WECHAT_API_BASE）" if runner is not None else "公众号"
+        print(f"已发布菜单到{where}：{len(menu['button'])} 个一级菜单")  # noqa: T201
+        return 0
+
+    return asyncio.run(run())
 
 
 def _safe_url(url: str) -> str:
@@ -120,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     led.add_parser("verify", help="校验哈希链").set_defaults(func=cmd_ledger_verify)
     jobs = sub.add_parser("jobs", help="定时任务").add_subparsers(dest="jobs_command", required=True)
     jobs.add_parser("run-due", help="执行到期的定时任务（逾期标记）；可由 cron 每小时调用").set_defaults(func=cmd_jobs_run_due)
+    wechat = sub.add_parser("wechat", help="公众号命令").add_subparsers(dest="wechat_command", required=True)
+    menu = wechat.add_parser("menu", help="发布 wechat/menu.json 中定义的公众号菜单（menu/create）")
+    menu.add_argument("--file", help="菜单 JSON 文件（默认 wechat/menu.json）")
+    menu.set_defaults(func=cmd_wechat_menu)
+    worker = sub.add_parser("worker", help="运行后台任务进程（消息通知），从 Redis 队列取任务")
+    worker.add_argument("--burst", action="store_true", help="队列清空后即退出")
+    worker.set_defaults(func=cmd_worker)
     sim = sub.add_parser("wechat-sim", help="独立运行微信接口模拟器")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8900)

@@ -7,6 +7,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from echain.settings import Settings
+from wechat.client import WeChatClient
 from wechat.simulator import SimulatorState
 from workflow.deps import Deps
 
@@ -16,3 +17,4 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 SIMULATOR = web.AppKey("simulator", SimulatorState)  # set only when the in-process simulator runs
 WECHAT_BASE = web.AppKey("wechat_base", str)  # the WeChat API base actually in use
 DEPS = web.AppKey("deps", Deps)
+OA_WECHAT = web.AppKey("oa_wechat", WeChatClient)  # the Official Account's API client (bot, OA messages)

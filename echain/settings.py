@@ -30,7 +30,16 @@ SETTINGS_DOC: list[tuple[str, str, str]] = [
     ("WECHAT_AES_KEY", "", "Official Account EncodingAESKey (safe mode)"),
     ("MINIAPP_APP_ID", "(simulator id)", "Mini-program AppID"),
     ("MINIAPP_APP_SECRET", "(simulator secret)", "Mini-program AppSecret"),
+    ("ECHAIN_SUBSCRIBE_TEMPLATE_ID", "(dev: echain-dev-todo)", "Mini-program subscribe-message template for to-do notices; empty: channel off"),
+    ("ECHAIN_OA_TEMPLATE_ID", "(dev: echain-dev-oa-todo)", "Official Account template-message template (fallback channel); empty: channel off"),
+    ("ECHAIN_MINIPROGRAM_STATE", "formal", "Which mini-program build subscribe messages open: formal, trial or developer"),
 ]
+
+
+# Notification templates in dev (the WeChat simulator accepts any id); production configures real ones.
+DEV_SUBSCRIBE_TEMPLATE_ID = "echain-dev-todo"
+DEV_OA_TEMPLATE_ID = "echain-dev-oa-todo"
+MINIPROGRAM_STATES = ("formal", "trial", "developer")
 
 
 class SettingsError(Exception):
@@ -62,6 +71,9 @@ class Settings:
     wechat_aes_key: str = field(default="", repr=False)
     miniapp_app_id: str = ""
     miniapp_app_secret: str = field(default="", repr=False)
+    subscribe_template_id: str = DEV_SUBSCRIBE_TEMPLATE_ID
+    oa_template_id: str = DEV_OA_TEMPLATE_ID
+    miniprogram_state: str = "formal"
 
     @property
     def dev(self) -> bool:
@@ -110,6 +122,9 @@ class Settings:
             wechat_aes_key=env.get("WECHAT_AES_KEY", ""),
             miniapp_app_id=env.get("MINIAPP_APP_ID", ""),
             miniapp_app_secret=env.get("MINIAPP_APP_SECRET", ""),
+            subscribe_template_id=env.get("ECHAIN_SUBSCRIBE_TEMPLATE_ID", DEV_SUBSCRIBE_TEMPLATE_ID if mode == "dev" else ""),
+            oa_template_id=env.get("ECHAIN_OA_TEMPLATE_ID", DEV_OA_TEMPLATE_ID if mode == "dev" else ""),
+            miniprogram_state=_choice(env, "ECHAIN_MINIPROGRAM_STATE", MINIPROGRAM_STATES),
         )
 
     def with_dev_secret(self) -> Settings:
@@ -141,6 +156,13 @@ def _non_negative(env: dict[str, str], name: str, default: int) -> int:
     value = _int(env, name, default)
     if value < 0:
         raise SettingsError(f"{name} must not be negative, not {value}")
+    return value
+
+
+def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name) or allowed[0]
+    if value not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
     return value
 
 

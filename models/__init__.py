@@ -7,4 +7,7 @@ MODEL_MODULES = [
     "models.documents",
     "models.ledger",
     "models.financing",
+    "models.biometrics",
+    "models.wechat_links",
+    "models.notifications",
 ]

@@ -8,12 +8,18 @@ because access tokens, login and message APIs are all per appid.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
 import logging
 import time
-from typing import Any, Protocol
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +86,61 @@ class MemoryTokenCache:
     async def set(self, key: str, token: str, expires_at: float) -> None:
         """Store a token."""
         self._items[key] = (token, expires_at)
+
+
+class RedisTokenCache:
+    """TokenCache in Redis, shared by every web and worker process, with one refresher at a time.
+
+    A refresh can invalidate the token the other processes hold (cgi-bin/token always does; stable_token with
+    force_refresh does), so WeChatClient asks WeChat only while holding `refresh_lock`: a Redis SET NX with an
+    expiry (redis-py's Lock), released by a compare-and-delete, so a crashed holder blocks others at most
+    LOCK_TIMEOUT seconds.
+    """
+
+    LOCK_TIMEOUT = 30.0  # longer than one stable_token request (the client's timeout is 10 s)
+    LOCK_WAIT = 30.0
+
+    def __init__(self, redis: Redis, prefix: str = "echain:") -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    @classmethod
+    def for_api(cls, redis: Redis, base_url: str) -> RedisTokenCache:
+        """The cache every process talking to `base_url` shares (tokens of one simulator mean nothing to another)."""
+        if base_url.rstrip("/") == WECHAT_API_BASE:
+            return cls(redis)
+        return cls(redis, prefix=f"echain:{hashlib.sha256(base_url.encode()).hexdigest()[:12]}:")
+
+    async def get(self, key: str) -> tuple[str, float] | None:
+        """Return (token, expires_at) or None."""
+        raw = await self._redis.get(self._prefix + key)
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+            return str(data["token"]), float(data["expires_at"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    async def set(self, key: str, token: str, expires_at: float) -> None:
+        """Store a token; Redis drops it when it expires."""
+        ttl = max(1, int(expires_at - time.time()))
+        await self._redis.set(self._prefix + key, json.dumps({"token": token, "expires_at": expires_at}), ex=ttl)
+
+    @contextlib.asynccontextmanager
+    async def refresh_lock(self, key: str) -> AsyncIterator[None]:
+        """Held while fetching a token for `key`; waits for another process's refresh to finish."""
+        from redis.exceptions import LockError
+
+        lock = self._redis.lock(f"{self._prefix}{key}:refresh", timeout=self.LOCK_TIMEOUT, sleep=0.05,
+                                blocking_timeout=self.LOCK_WAIT)
+        if not await lock.acquire():
+            raise WeChatError(-1, UNAVAILABLE_MESSAGE)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(LockError):  # expired meanwhile: someone else may hold it now
+                await lock.release()
 
 
 def _fresh_token(entry: tuple[str, float] | None) -> str | None:
@@ -161,8 +222,8 @@ class WeChatClient:
         token = _fresh_token(await self._cache.get(self.token_cache_key))
         if token is not None:
             return token
-        async with self._token_lock:
-            # Another task may have fetched a token while we waited for the lock.
+        async with self._token_lock, self._refresh_guard():
+            # Another task (or process) may have fetched a token while we waited for the lock.
             token = _fresh_token(await self._cache.get(self.token_cache_key))
             return token if token is not None else await self._fetch_token(force_refresh=False)
 
@@ -191,6 +252,19 @@ class WeChatClient:
         """Replace the Official Account's custom menu."""
         await self._post_json("/cgi-bin/menu/create", menu)
 
+    async def user_info(self, openid: str) -> dict[str, Any]:
+        """An Official Account follower's info: {"subscribe", "openid", "unionid"?, ...} (cgi-bin/user/info)."""
+        data, _ = await self._authed("GET", "/cgi-bin/user/info", params={"openid": openid, "lang": "zh_CN"})
+        return _checked(_parse_json(data))
+
+    async def get_verify_id(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Mini-program face verification: open a session (getVerifyId) → {"verify_id", "expires_in"}."""
+        return await self._post_json("/cityservice/face/identify/getverifyid", payload)
+
+    async def query_verify_info(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Mini-program face verification: the server-side verdict (queryVerifyInfo) → {"verify_ret"}."""
+        return await self._post_json("/cityservice/face/identify/queryverifyinfo", payload)
+
     # --- access token ----------------------------------------------------------------------------------
 
     async def _fetch_token(self, *, force_refresh: bool) -> str:
@@ -210,8 +284,13 @@ class WeChatClient:
         await self._cache.set(self.token_cache_key, token, time.time() + expires_in)
         return token
 
+    def _refresh_guard(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The cache's cross-process refresh lock when it has one (RedisTokenCache), else nothing more."""
+        lock = getattr(self._cache, "refresh_lock", None)
+        return lock(self.token_cache_key) if lock is not None else contextlib.nullcontext()
+
     async def _refresh_after_rejection(self, rejected: str) -> str:
-        async with self._token_lock:
+        async with self._token_lock, self._refresh_guard():
             cached = _fresh_token(await self._cache.get(self.token_cache_key))
             if cached is not None and cached != rejected:
                 # Someone already replaced the token; forcing again would invalidate theirs

@@ -20,6 +20,7 @@ import hmac
 import itertools
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -213,6 +214,36 @@ def openid_of(name: str, app_id: str = SIM_MINIAPP_ID) -> str:
     return _digest_id("o", f"{app_id}:{name}")
 
 
+# 人脸核身 (getVerifyId): "verify_id 有效期，过期后无法发起核身，默认值3600".
+FACE_VERIFY_TTL = 3600
+# out_seq_no: "要求5-32个字符内，只能包含数字、大小写字母和_-字符，且在同一个appid下唯一".
+FACE_OUT_SEQ_NO = re.compile(r"^[0-9A-Za-z_-]{5,32}$")
+# queryVerifyInfo before the user finished wx.requestFacialVerify: WeChat does not document the answer;
+# the simulator reports 90000 ("人脸错误码起始值"), which callers must treat as "not passed".
+FACE_NOT_FINISHED = 90000
+
+
+@dataclass
+class FaceVerifySession:
+    """One 人脸核身 session opened with getVerifyId; `verify_ret` is set when the user finishes it."""
+
+    verify_id: str
+    app_id: str
+    out_seq_no: str
+    openid: str
+    cert_info: dict[str, str]
+    cert_hash: str
+    expires_at: float
+    verify_ret: int | None = None
+
+
+def face_cert_hash(cert_info: Mapping[str, str]) -> str:
+    """cert_hash as queryVerifyInfo documents it: Base64 each field, join "cert_type=…&cert_name=…&cert_no=…",
+    SHA-256, lower-case hex."""
+    parts = [f"{k}={base64.b64encode(str(cert_info[k]).encode()).decode()}" for k in ("cert_type", "cert_name", "cert_no")]
+    return hashlib.sha256("&".join(parts).encode()).hexdigest()
+
+
 class SimulatorState:
     """All simulator state plus the WeChat business rules; methods raise ApiError like WeChat would."""
 
@@ -241,10 +272,12 @@ class SimulatorState:
         self.interactions: dict[str, Interaction] = {}
         self.media: dict[str, Media] = {}
         self.menu: dict[str, Any] | None = None
+        self.followers: dict[str, str] = {}  # Official Account openid → simulated person name
         self.calls: list[CallRecord] = []
         self.messages: list[DeliveredMessage] = []
         self._faults: dict[str, Fault] = {}
         self._msgids = itertools.count(2_000_000_000 + secrets.randbelow(1_000_000_000))
+        self.face_sessions: dict[str, FaceVerifySession] = {}  # verify_id -> session (人脸核身)
 
     # --- time -------------------------------------------------------------------------------------
 
@@ -465,6 +498,27 @@ class SimulatorState:
             raise ApiError(40007, "invalid media_id")
         return media
 
+    # --- Official Account followers ----------------------------------------------------------------
+
+    def follow(self, name: str) -> str:
+        """Person `name` follows the Official Account; return their OA openid (differs from the mini-program one)."""
+        oa_app = next(a.app_id for a in self.apps.values() if a.kind == "official_account")
+        openid = self.openid_for(name, oa_app)
+        self.followers[openid] = name
+        return openid
+
+    def user_info(self, app: AppCredential, openid: str) -> dict[str, Any]:
+        """cgi-bin/user/info: subscribe flag, openid and (when the account is bound to 开放平台) unionid."""
+        if app.kind != "official_account":
+            raise _unauthorized()
+        name = self.followers.get(openid)
+        if name is None or self.openid_for(name, app.app_id) != openid:
+            raise ApiError(40003, "invalid openid")
+        info: dict[str, Any] = {"subscribe": 1, "openid": openid, "language": "zh_CN", "subscribe_time": int(self.now())}
+        if self.unionid_enabled:
+            info["unionid"] = self.unionid_for(name)
+        return info
+
     # --- menu ---------------------------------------------------------------------------------------
 
     def create_menu(self, app: AppCredential, menu: dict[str, Any]) -> None:
@@ -473,6 +527,55 @@ class SimulatorState:
             raise _unauthorized()
         validate_menu(menu)
         self.menu = menu
+
+    # --- face verification (人脸核身 2.0) ---------------------------------------------------------------
+
+    def face_get_verify_id(self, app: AppCredential, body: dict[str, Any]) -> FaceVerifySession:
+        """cityservice/face/identify/getverifyid (mini program only)."""
+        if app.kind != "miniapp":
+            raise _unauthorized()
+        out_seq_no, cert, openid = body.get("out_seq_no"), body.get("cert_info"), body.get("openid")
+        if not isinstance(openid, str) or not openid:
+            raise ApiError(40003, "invalid openid")
+        # WeChat does not document these error codes; 40097 is its global "invalid args".
+        if not isinstance(out_seq_no, str) or not FACE_OUT_SEQ_NO.match(out_seq_no):
+            raise ApiError(40097, "invalid args: out_seq_no")
+        if any(s.app_id == app.app_id and s.out_seq_no == out_seq_no for s in self.face_sessions.values()):
+            raise ApiError(40097, "invalid args: out_seq_no already used")
+        fields_ = ("cert_type", "cert_name", "cert_no")
+        if not isinstance(cert, dict) or not all(isinstance(cert.get(k), str) and cert[k] for k in fields_):
+            raise ApiError(40097, "invalid args: cert_info")
+        if cert["cert_type"] != "IDENTITY_CARD":
+            raise ApiError(40097, "invalid args: cert_type")
+        info = {k: cert[k] for k in fields_}
+        session = FaceVerifySession(secrets.token_urlsafe(48), app.app_id, out_seq_no, openid, info,
+                                    face_cert_hash(info), self.now() + FACE_VERIFY_TTL)
+        self.face_sessions[session.verify_id] = session
+        return session
+
+    def face_query(self, app: AppCredential, body: dict[str, Any]) -> int:
+        """cityservice/face/identify/queryverifyinfo: the verify_ret; identity fields must match the session."""
+        if app.kind != "miniapp":
+            raise _unauthorized()
+        session = self.face_sessions.get(str(body.get("verify_id") or ""))
+        if session is None or session.app_id != app.app_id:
+            raise ApiError(84001, "invalid verify_id")
+        # "微信后台校验 cert_info、openid，不一致则返回对应的errcode而不是verify_ret" (code undocumented).
+        for name, expected in (("out_seq_no", session.out_seq_no), ("cert_hash", session.cert_hash),
+                               ("openid", session.openid)):
+            if body.get(name) != expected:
+                raise ApiError(40097, f"invalid args: {name} mismatch")
+        return FACE_NOT_FINISHED if session.verify_ret is None else session.verify_ret
+
+    def face_finish(self, verify_id: str, verify_ret: int = 10000) -> FaceVerifySession:
+        """Test helper: the user finished wx.requestFacialVerify with this result (10000 = passed)."""
+        session = self.face_sessions.get(verify_id)
+        if session is None:
+            raise KeyError(verify_id)
+        if session.expires_at <= self.now():
+            raise ValueError("verify_id expired")
+        session.verify_ret = verify_ret
+        return session
 
     # --- call log and fault injection ---------------------------------------------------------------
 
@@ -718,10 +821,26 @@ async def handle_media_get(req: SimRequest) -> ApiResult:
     return web.Response(body=media.data, headers=headers)
 
 
+async def handle_user_info(req: SimRequest) -> ApiResult:
+    """GET /cgi-bin/user/info (success carries no errcode, like the real API)."""
+    return req.state.user_info(req.caller(), req.query.get("openid", ""))
+
+
 async def handle_menu_create(req: SimRequest) -> ApiResult:
     """POST /cgi-bin/menu/create."""
     req.state.create_menu(req.caller(), req.json())
     return _ok()
+
+
+async def handle_face_getverifyid(req: SimRequest) -> ApiResult:
+    """POST /cityservice/face/identify/getverifyid."""
+    session = req.state.face_get_verify_id(req.caller(), req.json())
+    return _ok(verify_id=session.verify_id, expires_in=max(0, round(session.expires_at - req.state.now())))
+
+
+async def handle_face_queryverifyinfo(req: SimRequest) -> ApiResult:
+    """POST /cityservice/face/identify/queryverifyinfo."""
+    return _ok(verify_ret=req.state.face_query(req.caller(), req.json()))
 
 
 API_ROUTES: list[ApiRoute] = [
@@ -733,6 +852,9 @@ API_ROUTES: list[ApiRoute] = [
     ApiRoute("POST", "/cgi-bin/message/custom/send", handle_custom_send),
     ApiRoute("GET", "/cgi-bin/media/get", handle_media_get),
     ApiRoute("POST", "/cgi-bin/menu/create", handle_menu_create),
+    ApiRoute("GET", "/cgi-bin/user/info", handle_user_info),
+    ApiRoute("POST", "/cityservice/face/identify/getverifyid", handle_face_getverifyid),
+    ApiRoute("POST", "/cityservice/face/identify/queryverifyinfo", handle_face_queryverifyinfo),
 ]
 
 STATE_KEY: web.AppKey[SimulatorState] = web.AppKey("wechat_simulator_state", SimulatorState)
@@ -871,6 +993,22 @@ async def sim_fault(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def sim_face_verify(request: web.Request) -> web.Response:
+    """POST /sim/face-verify {"verify_id", "verify_ret"?} -> the user finished wx.requestFacialVerify
+    (verify_ret 10000 = passed, the default; e.g. 10004 = face does not match the ID photo)."""
+    body = await _helper_json(request, "verify_id")
+    verify_ret = body.get("verify_ret", 10000)
+    if not isinstance(verify_ret, int):
+        raise _helper_error("verify_ret must be an integer")
+    try:
+        session = request.app[STATE_KEY].face_finish(str(body["verify_id"]), verify_ret)
+    except KeyError:
+        raise _helper_error("unknown verify_id") from None
+    except ValueError as exc:
+        raise _helper_error(str(exc)) from None
+    return web.json_response({"verify_id": session.verify_id, "verify_ret": session.verify_ret})
+
+
 def _add_helper_routes(app: web.Application) -> None:
     app.router.add_post("/sim/wx-login", sim_wx_login)
     app.router.add_get("/sim/openid", sim_openid)
@@ -881,6 +1019,7 @@ def _add_helper_routes(app: web.Application) -> None:
     app.router.add_route("DELETE", "/sim/calls", sim_calls)
     app.router.add_get("/sim/messages", sim_messages)
     app.router.add_post("/sim/fault", sim_fault)
+    app.router.add_post("/sim/face-verify", sim_face_verify)
 
 
 # --- app construction and running ------------------------------------------------------------------
