@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from biometric import api as biometric_api
 from bot.context import install as install_bot
 from echain import db
 from echain.api import ApiRouter
@@ -34,7 +35,8 @@ JSON_BODY_LIMIT = 1024 * 1024  # uploads stream through miniapp_api.uploads with
 def api_router() -> ApiRouter:
     """Every declared API operation (the OpenAPI document is built from this)."""
     router = ApiRouter()
-    for module in (system, auth, me, enterprises, documents, financings, admin, wechat_binding, notify_api):
+    for module in (system, auth, me, enterprises, documents, financings, admin, wechat_binding, notify_api,
+                   biometric_api):
         router.include(module.router)
     return router
 
@@ -44,7 +46,7 @@ def create_app(settings: Settings) -> web.Application:
     settings = settings.with_dev_secret()
     app = web.Application(middlewares=[error_middleware], client_max_size=JSON_BODY_LIMIT)
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([_http_session, _wechat_api, _redis, _database, _deps])
+    app.cleanup_ctx.extend([_http_session, _wechat_api, _redis, _database, _deps, biometric_api.biometrics_context])
     router = api_router()
     router.install(app, auth.authenticate)
     system.install_docs(app, router)

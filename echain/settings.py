@@ -23,6 +23,12 @@ SETTINGS_DOC: list[tuple[str, str, str]] = [
     ("ECHAIN_KYC_GATEWAY_URL", "", "Four-element gateway base URL (provider http)"),
     ("ECHAIN_KYC_KEY_ID", "", "Key id sent to the four-element gateway"),
     ("ECHAIN_KYC_SECRET", "", "HMAC secret shared with the four-element gateway"),
+    ("ECHAIN_FACE_MATCH_THRESHOLD", "0.5", "Face distance accepted as the same person (0.2–0.6; 0.6 is the model's training radius; see biometric/config.py)"),
+    ("ECHAIN_FACE_POOL_SIZE", "0 (= CPU count − 1, at least 1)", "Face-work worker processes"),
+    ("ECHAIN_FACE_SELFIE_MAX_BYTES", "3145728", "Largest accepted selfie or reference photo (bytes)"),
+    ("ECHAIN_FACE_MIN_YAW_DELTA", "0.12", "Minimum head-turn change per liveness step"),
+    ("ECHAIN_FACE_MIRRORED_SELFIES", "false", "Set when the client sends mirror-image frames"),
+    ("ECHAIN_FACE_POOL_WARM", "(production: true)", "Start and warm the face pool at start-up (otherwise on first use)"),
     ("WECHAT_API_BASE", "(in-process simulator)", "WeChat API base URL (https://api.weixin.qq.com in production)"),
     ("WECHAT_APP_ID", "(simulator id)", "Official Account AppID"),
     ("WECHAT_APP_SECRET", "(simulator secret)", "Official Account AppSecret"),
@@ -73,6 +79,12 @@ class Settings:
     miniapp_app_secret: str = field(default="", repr=False)
     subscribe_template_id: str = DEV_SUBSCRIBE_TEMPLATE_ID
     oa_template_id: str = DEV_OA_TEMPLATE_ID
+    face_match_threshold: float = 0.5
+    face_pool_size: int = 0
+    face_selfie_max_bytes: int = 3 * 1024 * 1024
+    face_min_yaw_delta: float = 0.12
+    face_mirrored_selfies: bool = False
+    face_pool_warm: bool | None = None
     miniprogram_state: str = "formal"
 
     @property
@@ -125,6 +137,13 @@ class Settings:
             subscribe_template_id=env.get("ECHAIN_SUBSCRIBE_TEMPLATE_ID", DEV_SUBSCRIBE_TEMPLATE_ID if mode == "dev" else ""),
             oa_template_id=env.get("ECHAIN_OA_TEMPLATE_ID", DEV_OA_TEMPLATE_ID if mode == "dev" else ""),
             miniprogram_state=_choice(env, "ECHAIN_MINIPROGRAM_STATE", MINIPROGRAM_STATES),
+            face_match_threshold=_float(env, "ECHAIN_FACE_MATCH_THRESHOLD", 0.5),
+            face_pool_size=_non_negative(env, "ECHAIN_FACE_POOL_SIZE", 0),
+            face_selfie_max_bytes=_int(env, "ECHAIN_FACE_SELFIE_MAX_BYTES", 3 * 1024 * 1024),
+            face_min_yaw_delta=_float(env, "ECHAIN_FACE_MIN_YAW_DELTA", 0.12),
+            face_mirrored_selfies=env.get("ECHAIN_FACE_MIRRORED_SELFIES", "false").lower() in ("1", "true", "yes"),
+            face_pool_warm=None if env.get("ECHAIN_FACE_POOL_WARM", "") == ""
+            else env["ECHAIN_FACE_POOL_WARM"].lower() in ("1", "true", "yes"),
         )
 
     def with_dev_secret(self) -> Settings:
@@ -150,6 +169,16 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise SettingsError(f"{name} must be an integer, not {raw!r}") from exc
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, not {raw!r}") from exc
 
 
 def _non_negative(env: dict[str, str], name: str, default: int) -> int:
