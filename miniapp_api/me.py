@@ -13,7 +13,8 @@ async def me(call: Call) -> MeOut:
     view = await profile.overview(call.user)
     return MeOut(
         user=UserOut.of(view.user),
-        enterprises=[MyEnterprise(enterprise=EnterpriseOut.of(v.enterprise), member_roles=v.member_roles, counts=v.counts)
+        enterprises=[MyEnterprise(enterprise=EnterpriseOut.of(v.enterprise), member_roles=v.member_roles, counts=v.counts,
+                                  role_counts=v.role_counts)
                      for v in view.enterprises],
         platform=PlatformCounts(pending_reviews=view.pending_reviews) if view.pending_reviews is not None else None,
     )

@@ -175,6 +175,8 @@ class MyEnterprise(BaseModel):
     enterprise: EnterpriseOut
     member_roles: list[str]
     counts: dict[str, int]
+    role_counts: dict[str, dict[str, int]] = Field(
+        description="按业务角色：active 为进行中的融资笔数，todos 为待我处理的笔数")
 
 
 class PlatformCounts(BaseModel):

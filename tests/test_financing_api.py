@@ -173,3 +173,12 @@ async def test_approval_policy_endpoints(api, world):
     assert f["approvals_required"] == 2
     body = await api.call("PUT", path, world["approver"], 403, json={"tiers": [{"up_to": None, "approvers": 1}]})
     assert "管理员" in body["error"]["message"]
+
+
+async def test_me_counts_financings_and_todos_per_business_role(api, world):
+    core_me = await api.call("GET", "/api/v1/me", world["core"], 200)
+    assert core_me["enterprises"][0]["role_counts"] == {"core": {"active": 1, "todos": 1}}
+    supplier_me = await api.call("GET", "/api/v1/me", world["supplier"], 200)
+    assert supplier_me["enterprises"][0]["role_counts"] == {"supplier": {"active": 1, "todos": 0}}
+    funder_me = await api.call("GET", "/api/v1/me", world["funder_a"], 200)
+    assert funder_me["enterprises"][0]["role_counts"] == {"funder": {"active": 0, "todos": 0}}
