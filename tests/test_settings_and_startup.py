@@ -93,3 +93,39 @@ async def test_gateway_with_wrong_secret_records_error(aiohttp_client, aiohttp_s
     e = await api.register(token)
     assert e["kyc_outcome"] == "error"
     assert any("四要素核验未通过" in m for m in e["missing_for_review"])
+
+
+async def test_wechat_sim_cli_runs_standalone(tmp_path):
+    """`echain wechat-sim` serves WeChat's API shapes on its own port."""
+    import asyncio
+    import socket
+    import sys
+
+    import aiohttp
+
+    from wechat.simulator import SIM_APP_ID, SIM_APP_SECRET
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "echain.cli", "wechat-sim", "--port", str(port),
+        env={"ECHAIN_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/cgi-bin/token", params={
+                        "grant_type": "client_credential", "appid": SIM_APP_ID, "secret": SIM_APP_SECRET}) as resp:
+                        body = await resp.json(content_type=None)
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("wechat-sim did not start")
+        assert body["expires_in"] == 7200 and body["access_token"]
+    finally:
+        proc.terminate()
+        await proc.wait()
