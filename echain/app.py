@@ -19,7 +19,7 @@ from echain.pii import PiiCipher
 from echain.redis_conn import open_redis
 from echain.settings import Settings
 from echain.storage import LocalBlobStorage
-from miniapp_api import admin, auth, documents, enterprises, financings, me, system, wechat_binding
+from miniapp_api import admin, attorneys, auth, documents, enterprises, financings, me, system, wechat_binding
 from notify import api as notify_api
 from notify.sink import JobQueueSink
 from wechat import simulator
@@ -36,7 +36,7 @@ def api_router() -> ApiRouter:
     """Every declared API operation (the OpenAPI document is built from this)."""
     router = ApiRouter()
     for module in (system, auth, me, enterprises, documents, financings, admin, wechat_binding, notify_api,
-                   biometric_api):
+                   biometric_api, attorneys):
         router.include(module.router)
     return router
 

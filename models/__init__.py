@@ -10,4 +10,5 @@ MODEL_MODULES = [
     "models.biometrics",
     "models.wechat_links",
     "models.notifications",
+    "models.attorney",
 ]

@@ -24,6 +24,7 @@ DOCUMENT_KINDS = {
     "factoring_contract": "保理合同",
     "voucher": "放款凭证",
     "repayment_proof": "还款凭证",
+    "power_of_attorney": "授权委托书",
     "other": "其他材料",
 }
 
