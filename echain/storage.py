@@ -54,6 +54,13 @@ class LocalBlobStorage:
             raise KeyError(f"{sha256} is corrupted")
         return data
 
+    async def read_raw(self, sha256: str) -> bytes:
+        """The stored bytes WITHOUT the integrity check (only to show how a corrupted file differs)."""
+        try:
+            return await asyncio.to_thread(self.path(sha256).read_bytes)
+        except FileNotFoundError as exc:
+            raise KeyError(sha256) from exc
+
     @staticmethod
     def _write(path: Path, data: bytes) -> None:
         if path.exists():

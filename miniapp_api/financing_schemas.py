@@ -168,10 +168,13 @@ class ApprovalOut(BaseModel):
 
 
 class ContractOut(BaseModel):
-    """The current contract version."""
+    """The current contract version; its PDF: GET `pdf_path`, its signatures checked: GET `verification_path`."""
 
+    id: int
     version: int
-    sha256: str
+    sha256: str  # of the current PDF revision (changes with each signature)
+    pdf_path: str
+    verification_path: str
     issued_at: datetime
     terms: dict[str, Any]
 
@@ -248,7 +251,8 @@ class FinancingDetailOut(FinancingOut):
             approvals=[ApprovalOut(approver_id=a.approver_id, decision=a.decision, comment=a.comment,
                                    created_at=a.created_at) for a in d.approvals],
             contract=None if d.contract is None else ContractOut(
-                version=d.contract.version, sha256=d.contract.sha256, issued_at=d.contract.issued_at,
+                id=d.contract.id, pdf_path=f"/api/v1/contracts/{d.contract.id}/pdf",
+                verification_path=f"/api/v1/contracts/{d.contract.id}/verification", version=d.contract.version, sha256=d.contract.sha256, issued_at=d.contract.issued_at,
                 terms=d.contract.terms),
             signatures=[SignatureOut(party=s.party, party_label=PARTY_LABELS[s.party], enterprise_id=s.enterprise_id,
                                      signer_id=s.signer_id, signed_at=s.signed_at) for s in d.signatures],

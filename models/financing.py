@@ -156,9 +156,9 @@ class Contract(Model):
     financing = fields.ForeignKeyField("models.Financing", related_name="contracts", on_delete=fields.CASCADE)
     version = fields.IntField()
     terms = fields.JSONField()  # the agreed terms, amounts as fen, rates as decimal strings
-    sha256 = fields.CharField(max_length=64)  # of the canonical JSON of `terms` (until the signed PDF exists)
+    sha256 = fields.CharField(max_length=64)  # of the current PDF revision (the unsigned PDF, then each signed one)
     document = fields.ForeignKeyField("models.Document", related_name="contract_versions", null=True,
-                                      on_delete=fields.RESTRICT)
+                                      on_delete=fields.RESTRICT)  # the current PDF revision
     issued_by = fields.ForeignKeyField("models.User", related_name="contracts_issued", on_delete=fields.RESTRICT)
     issued_at = fields.DatetimeField()
     voided_at = fields.DatetimeField(null=True)
@@ -175,8 +175,13 @@ class Signature(Model):
     id = fields.BigIntField(primary_key=True)
     financing = fields.ForeignKeyField("models.Financing", related_name="signatures", on_delete=fields.CASCADE)
     contract_version = fields.IntField()
-    contract_sha256 = fields.CharField(max_length=64)
+    contract_sha256 = fields.CharField(max_length=64)  # of the PDF revision this signature produced
+    signed_over_sha256 = fields.CharField(max_length=64, default="")  # of the PDF revision it was applied to
+    document = fields.ForeignKeyField("models.Document", related_name="signature_revisions", null=True,
+                                      on_delete=fields.RESTRICT)  # the PDF revision this signature produced
     party = fields.CharField(max_length=10)  # funder / supplier / core
+    authority = fields.CharField(max_length=10, default="legal_rep")  # legal_rep / agent
+    power_of_attorney_id = fields.BigIntField(null=True)  # the power an agent signed under
     enterprise = fields.ForeignKeyField("models.Enterprise", related_name="signatures", on_delete=fields.RESTRICT)
     signer = fields.ForeignKeyField("models.User", related_name="signatures", on_delete=fields.RESTRICT)
     signed_at = fields.DatetimeField()
@@ -185,6 +190,26 @@ class Signature(Model):
     class Meta:
         table = "signatures"
         unique_together = (("financing", "contract_version", "party"),)
+
+
+class SignerCredential(Model):
+    """One signer's certificate (one person signing for one enterprise), issued by the platform CA on the first
+    signature. The private key is kept only inside `pkcs12`, encrypted with a passphrase derived per signer
+    from the master secret (a database dump alone yields no usable key)."""
+
+    id = fields.BigIntField(primary_key=True)
+    user = fields.ForeignKeyField("models.User", related_name="signer_credentials", on_delete=fields.RESTRICT)
+    enterprise = fields.ForeignKeyField("models.Enterprise", related_name="signer_credentials",
+                                        on_delete=fields.RESTRICT)
+    cert_sha256 = fields.CharField(max_length=64, unique=True)
+    cert_pem = fields.TextField()
+    pkcs12 = fields.BinaryField()
+    not_after = fields.DatetimeField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "signer_credentials"
+        unique_together = (("user", "enterprise"),)
 
 
 class Disbursement(Model):

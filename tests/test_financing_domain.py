@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from pydantic import ValidationError
+from redis.asyncio import Redis
 
 from echain import db, validation
 from models.financing import (
@@ -28,12 +29,15 @@ from tests.support.factories import (
     Cast,
     add_member,
     advance,
+    contract_services,
     disburse_body,
+    face_ticket,
     financing_input,
     make_cast,
     make_document,
     make_enterprise,
     make_user,
+    sign_as,
     submit,
 )
 from workflow import documents, ledger
@@ -61,10 +65,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-async def cast(database_url: str) -> AsyncIterator[Cast]:
+async def cast(database_url: str, redis_clean: str, tmp_path: Path) -> AsyncIterator[Cast]:
     """Everyone a financing needs, on a fresh database kept open for the test (no app around it)."""
-    async with db.database(database_url):
-        yield await make_cast()
+    redis = Redis.from_url(redis_clean)
+    try:
+        async with db.database(database_url):
+            yield await make_cast(contract_services(redis, tmp_path))
+    finally:
+        await redis.aclose()
 
 
 async def _refresh(f: Financing) -> Financing:
@@ -91,11 +99,11 @@ async def test_happy_path_through_every_action_to_repaid(cast: Cast):
     statuses = dict(await Allocation.filter(financing_id=f.id).values_list("funder_id", "status"))
     assert statuses == {cast.funder.id: "won", cast.funder2.id: "lost"}
 
-    f = await actions.issue_contract(cast.platform, f.id, IssueContractBody.model_validate(CONTRACT_TERMS))
+    f = await actions.issue_contract(cast.platform, f.id, IssueContractBody.model_validate(CONTRACT_TERMS), services=cast.services)
     assert (f.status, f.contract_version, f.financing_amount, f.fee_amount) == ("contract_issued", 1, 80_000_000, 400_000)
     assert f.annual_rate == Decimal("0.065")
     for signer, state in ((cast.funder_rep, "signing"), (cast.supplier_rep, "signing"), (cast.core_rep, "signed")):
-        f = await actions.sign(signer, f.id, SignBody(contract_version=1))
+        f = await sign_as(cast, signer, f.id, 1)
         assert f.status == state
     assert await Signature.filter(financing_id=f.id, voided=False).count() == 3
 
@@ -291,18 +299,18 @@ async def test_fifty_concurrent_subscriptions_have_exactly_one_winner(cast: Cast
 async def test_signing_out_of_order_is_refused_naming_whose_turn(cast: Cast):
     f = await advance(cast, "contract_issued")
     with pytest.raises(Conflict) as err:
-        await actions.sign(cast.supplier_rep, f.id, SignBody(contract_version=1))
+        await sign_as(cast, cast.supplier_rep, f.id, 1)
     assert err.value.code == "not_your_turn"
     assert "当前应由资金方（齐鲁保理有限公司）签署" in err.value.message
-    f = await actions.sign(cast.funder_rep, f.id, SignBody(contract_version=1))
+    f = await sign_as(cast, cast.funder_rep, f.id, 1)
     with pytest.raises(Conflict) as err:
-        await actions.sign(cast.funder_rep, f.id, SignBody(contract_version=1))
+        await sign_as(cast, cast.funder_rep, f.id, 1)
     assert err.value.code == "already_signed"
     with pytest.raises(Conflict) as err:
-        await actions.sign(cast.core_rep, f.id, SignBody(contract_version=1))
+        await sign_as(cast, cast.core_rep, f.id, 1)
     assert "当前应由资产方（供应商）（山东供货有限公司）签署" in err.value.message
     with pytest.raises(Forbidden) as err:  # right party, but an operator is not a signatory
-        await actions.sign(cast.supplier_op, f.id, SignBody(contract_version=1))
+        await sign_as(cast, cast.supplier_op, f.id, 1)
     assert err.value.code == "member_role_required" and "法定代表人" in err.value.message
     assert [(t.action, t.enterprise_id) for t in await queries.todos(cast.supplier_rep)] == [("sign", cast.supplier.id)]
     assert await queries.todos(cast.core_rep) == []
@@ -310,9 +318,9 @@ async def test_signing_out_of_order_is_refused_naming_whose_turn(cast: Cast):
 
 async def test_revise_contract_voids_signatures_and_restarts_signing(cast: Cast):
     f = await advance(cast, "signing")
-    f = await actions.sign(cast.supplier_rep, f.id, SignBody(contract_version=1))
+    f = await sign_as(cast, cast.supplier_rep, f.id, 1)
     assert f.signature_count == 2
-    f = await actions.revise_contract(cast.platform, f.id, ReviseContractBody(reason="利率调整", annual_rate=Decimal("0.06")))
+    f = await actions.revise_contract(cast.platform, f.id, ReviseContractBody(reason="利率调整", annual_rate=Decimal("0.06")), services=cast.services)
     assert (f.status, f.contract_version, f.signature_count, f.annual_rate) == ("contract_issued", 2, 0, Decimal("0.06"))
     assert f.financing_amount == 80_000_000  # unchanged terms are kept
     assert await Signature.filter(financing_id=f.id, voided=True).count() == 2
@@ -320,13 +328,13 @@ async def test_revise_contract_voids_signatures_and_restarts_signing(cast: Cast)
     assert old.voided_at is not None and old.void_reason == "利率调整" and new.voided_at is None
     assert old.sha256 != new.sha256
     with pytest.raises(Conflict) as err:  # a stale screen cannot sign the revised contract unseen
-        await actions.sign(cast.funder_rep, f.id, SignBody(contract_version=1))
+        await sign_as(cast, cast.funder_rep, f.id, 1)
     assert err.value.code == "contract_revised" and "第 2 版" in err.value.message
     for signer in (cast.funder_rep, cast.supplier_rep, cast.core_rep):
-        f = await actions.sign(signer, f.id, SignBody(contract_version=2))
+        f = await sign_as(cast, signer, f.id, 2)
     assert f.status == "signed"
     with pytest.raises(Conflict) as err:
-        await actions.revise_contract(cast.platform, f.id, ReviseContractBody(reason="太晚了"))
+        await actions.revise_contract(cast.platform, f.id, ReviseContractBody(reason="太晚了"), services=cast.services)
     assert err.value.code == "invalid_state"
 
 
@@ -334,11 +342,11 @@ async def test_contract_terms_respect_the_advance_limit_and_the_request(cast: Ca
     f = await advance(cast, "subscribed")
     too_much = IssueContractBody.model_validate(CONTRACT_TERMS | {"advance_rate": "0.7"})  # limit 700,000
     with pytest.raises(InvalidInput) as err:
-        await actions.issue_contract(cast.platform, f.id, too_much)
+        await actions.issue_contract(cast.platform, f.id, too_much, services=cast.services)
     assert err.value.code == "advance_limit_exceeded" and "700000.00" in err.value.message
     over_request = IssueContractBody.model_validate(CONTRACT_TERMS | {"advance_rate": "0.9", "financing_amount": "850000"})
     with pytest.raises(InvalidInput) as err:
-        await actions.issue_contract(cast.platform, f.id, over_request)
+        await actions.issue_contract(cast.platform, f.id, over_request, services=cast.services)
     assert err.value.code == "exceeds_requested"
     with pytest.raises(ValidationError) as invalid:
         IssueContractBody.model_validate(CONTRACT_TERMS | {"annual_rate": "0.0650001"})
@@ -469,7 +477,7 @@ async def _body(cast: Cast, action: str, f: Financing | None):
         "withdraw": WithdrawBody(), "approve": ApproveBody(), "reject": RejectBody(reason="材料不全"),
         "allocate": AllocateBody(funder_ids=[cast.funder.id]), "decline": DeclineBody(),
         "issue_contract": IssueContractBody.model_validate(CONTRACT_TERMS),
-        "revise_contract": ReviseContractBody(reason="更正合同条款"), "sign": SignBody(contract_version=1),
+        "revise_contract": ReviseContractBody(reason="更正合同条款"),
     }
     return bodies.get(action)
 
@@ -477,9 +485,11 @@ async def _body(cast: Cast, action: str, f: Financing | None):
 async def _attempt(cast: Cast, who: str, action: str, f: Financing | None):
     user = getattr(cast, who)
     body = await _body(cast, action, f)
+    if action == "sign":
+        body = SignBody(contract_version=1, face_ticket=await face_ticket(cast, user, f.id, 1))
     if action == "submit":
         return await actions.create_financing(user, body)
-    return await actions.perform(user, f.id, action, body)
+    return await actions.perform(user, f.id, action, body, services=cast.services)
 
 
 def _expected_refusal(who: str, action: str, state: str) -> tuple[type[DomainError], str | None]:

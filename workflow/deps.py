@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from echain.storage import BlobStorage
     from wechat.client import WeChatClient
     from workflow.events import EventSink
+    from workflow.financing.esign import ContractServices
     from workflow.kyc import FourElementProvider
 
 
@@ -26,3 +27,4 @@ class Deps:
     miniapp: WeChatClient
     session_ttl: int = 7 * 24 * 3600
     events: list[EventSink] = field(default_factory=list)  # told after each committed transition
+    contracts: ContractServices | None = None  # contract PDFs and e-signatures (issue, revise, sign)

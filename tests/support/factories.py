@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
+from redis.asyncio import Redis
+
+from biometric.tickets import issue_ticket
+from echain.storage import LocalBlobStorage
 from models.documents import Document
 from models.enterprises import Enterprise
 from models.financing import Financing
 from models.people import Membership, User
+from signing import PlatformCA
 from tests.support.api import new_uscc
 from workflow.financing import actions
 from workflow.financing.bodies import (
@@ -21,6 +28,7 @@ from workflow.financing.bodies import (
     ReportRepaymentBody,
     SignBody,
 )
+from workflow.financing.esign import TICKET_PURPOSE, ContractServices, contract_ref
 from workflow.financing.money import format_yuan
 from workflow.financing.transition import china_today, now
 
@@ -79,13 +87,14 @@ class Cast:
     foreign: Enterprise
     foreign_admin: User
     nobody: User
+    services: ContractServices | None = None  # contract PDFs, face tickets and the CA (see contract_services)
 
     async def material(self) -> Document:
         """A fresh invoice uploaded by the supplier."""
         return await make_document(self.supplier, self.supplier_op, "invoice")
 
 
-async def make_cast() -> Cast:
+async def make_cast(services: ContractServices | None = None) -> Cast:
     """Approved supplier, core, two funders, a foreign enterprise, a platform operator and a stranger."""
     supplier_admin = await make_user("supplier-admin")
     supplier = await make_enterprise("山东供货有限公司", ("supplier",), supplier_admin)
@@ -112,6 +121,7 @@ async def make_cast() -> Cast:
         platform=await make_user("platform", operator=True),
         foreign=foreign, foreign_admin=foreign_admin,
         nobody=await make_user("nobody"),
+        services=services,
     )
 
 
@@ -161,10 +171,11 @@ async def step(cast: Cast, f: Financing) -> Financing:
         case "allocated":
             return await actions.subscribe(cast.funder_op, fid)
         case "subscribed":
-            return await actions.issue_contract(cast.platform, fid, IssueContractBody.model_validate(CONTRACT_TERMS))
+            return await actions.issue_contract(cast.platform, fid, IssueContractBody.model_validate(CONTRACT_TERMS),
+                                                services=cast.services)
         case "contract_issued" | "signing":
             signer = (cast.funder_rep, cast.supplier_rep, cast.core_rep)[f.signature_count]
-            return await actions.sign(signer, fid, SignBody(contract_version=f.contract_version))
+            return await sign_as(cast, signer, fid, f.contract_version)
         case "signed":
             voucher = await make_document(cast.funder, cast.funder_op, "voucher")
             return await actions.disburse(cast.funder_op, fid, disburse_body(f, voucher.id))
@@ -189,3 +200,35 @@ async def advance(cast: Cast, state: str, f: Financing | None = None, **override
 def days_from_today(days: int) -> date:
     """A date relative to today in China."""
     return china_today() + timedelta(days=days)
+
+
+# ---- contracts and e-signatures --------------------------------------------------------------------------
+
+
+@functools.cache
+def shared_test_ca() -> PlatformCA:
+    """One platform CA for the whole test session (generating one per test would only cost time)."""
+    return PlatformCA.generate(common_name="echain 测试根证书")
+
+
+def contract_services(redis: Redis, root: Path, secret: str = "test-secret-key") -> ContractServices:
+    """What the contract use cases need, on the test Redis and a blob store under `root`."""
+    return ContractServices(storage=LocalBlobStorage(root / "blobs"), redis=redis, ca=shared_test_ca(), secret=secret)
+
+
+async def face_ticket(cast: Cast, user: User, financing_id: int, version: int, *, ttl: float | None = None) -> str:
+    """A signing ticket as face verification would issue it (the face check itself is tested in
+    tests/test_biometric*): bound to the person, `financing:{id}:v{version}` and purpose sign_contract."""
+    assert cast.services is not None
+    extra = {} if ttl is None else {"ttl": ttl}
+    issued = await issue_ticket(cast.services.redis, user.id, contract_ref(financing_id, version), TICKET_PURPOSE,
+                                **extra)
+    return issued.ticket
+
+
+async def sign_as(cast: Cast, signer: User, financing_id: int, version: int, *, ticket: str | None = None,
+                  enterprise_id: int | None = None) -> Financing:
+    """`signer` passes face verification and signs contract `version` (a fresh ticket unless one is given)."""
+    ticket = ticket or await face_ticket(cast, signer, financing_id, version)
+    return await actions.sign(signer, financing_id, SignBody(contract_version=version, face_ticket=ticket),
+                              enterprise_id=enterprise_id, services=cast.services)

@@ -18,12 +18,13 @@ from workflow.financing.allocation import allocate, decline, subscribe
 from workflow.financing.bodies import ACTION_BODIES, FinancingInput
 from workflow.financing.confirmation import approve, claim, reject
 from workflow.financing.contract import issue_contract, revise_contract, sign
+from workflow.financing.esign import ContractServices
 from workflow.financing.settlement import confirm_receipt, confirm_repayment, disburse, report_repayment
 from workflow.financing.submission import create_financing, withdraw
 from workflow.financing.table import FINANCING
 
 __all__ = [
-    "ACTION_BODIES", "HANDLERS", "FinancingInput", "allocate", "approve", "claim", "confirm_receipt",
+    "ACTION_BODIES", "CONTRACT_ACTIONS", "HANDLERS", "ContractServices", "FinancingInput", "allocate", "approve", "claim", "confirm_receipt",
     "confirm_repayment", "create_financing", "decline", "disburse", "issue_contract", "perform", "reject",
     "report_repayment", "revise_contract", "sign", "subscribe", "withdraw",
 ]
@@ -46,9 +47,15 @@ HANDLERS: dict[str, Callable[..., Awaitable[Financing]]] = {
 }
 
 
+# The actions that work on the contract PDF and need ContractServices (storage, tickets, CA).
+CONTRACT_ACTIONS = frozenset({"issue_contract", "revise_contract", "sign"})
+
+
 async def perform(actor: User, financing_id: int, action: str, body: BaseModel | None = None, *,
-                  enterprise_id: int | None = None) -> Financing:
-    """Run `action` on a financing as `actor`; the body must be an instance of ACTION_BODIES[action]."""
+                  enterprise_id: int | None = None, services: ContractServices | None = None) -> Financing:
+    """Run `action` on a financing as `actor`; the body must be an instance of ACTION_BODIES[action].
+
+    `services` is handed to the contract actions (issue, revise, sign) and ignored by the others."""
     if action == "submit":
         raise InvalidInput("发起融资会新建一笔融资，请使用“发起融资”接口，而不是对已有融资操作", code="unknown_action")
     if action in FINANCING.actions and action not in HANDLERS:
@@ -68,4 +75,5 @@ async def perform(actor: User, financing_id: int, action: str, body: BaseModel |
         if not isinstance(body, model):
             raise InvalidInput(f"“{label}”需要填写内容，请按接口说明提交", code="body_required")
         args.append(body)
-    return await HANDLERS[action](*args, enterprise_id=enterprise_id)
+    extra: dict[str, Any] = {"services": services} if action in CONTRACT_ACTIONS else {}
+    return await HANDLERS[action](*args, enterprise_id=enterprise_id, **extra)

@@ -120,9 +120,13 @@ class ReviseContractBody(ActionBody):
 
 
 class SignBody(ActionBody):
-    """The signer names the contract version they read, so a revised contract is never signed unseen."""
+    """The signer names the contract version they read, so a revised contract is never signed unseen, and hands
+    in the one-time ticket from face verification bound to this contract version
+    (contract_ref `financing:{id}:v{version}`, purpose sign_contract)."""
 
     contract_version: int = Field(title="合同版本号", ge=1)
+    face_ticket: str = Field(title="人脸核验凭证（签署前人脸核验取得，5 分钟内有效，仅可使用一次）", min_length=1,
+                             max_length=128)
 
 
 class DisburseBody(ActionBody):

@@ -6,16 +6,25 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from biometric.tickets import consume_ticket
 from models.enterprises import Enterprise
 from models.financing import Contract, Financing, Signature
 from models.people import User
+from workflow import attorney
 from workflow.errors import Conflict, InvalidInput
-from workflow.financing import money
+from workflow.financing import esign, money
 from workflow.financing.bodies import IssueContractBody, ReviseContractBody, SignBody
+from workflow.financing.esign import ContractServices
 from workflow.financing.parties import party_of
 from workflow.financing.table import PARTY_LABELS, SIGNING_ORDER, signing_party
 from workflow.financing.transition import Acting, begin, china_today, commit, now
 from workflow.ledger import digest
+
+
+def _services(services: ContractServices | None) -> ContractServices:
+    if services is None:
+        raise RuntimeError("contract use cases need ContractServices (Deps.contracts); pass services=")
+    return services
 
 
 @dataclass(frozen=True)
@@ -81,12 +90,16 @@ def _payload(terms: ContractTerms, version: int, sha: str) -> dict[str, Any]:
     }
 
 
-async def _issue(acting: Acting, actor: User, terms: ContractTerms, *, reason: str = "") -> Financing:
+async def _issue(acting: Acting, actor: User, terms: ContractTerms, services: ContractServices, *,
+                 reason: str = "") -> Financing:
     f = acting.financing
     check_terms(f, terms)
     version = f.contract_version + 1
     document = _terms_document(f, version, terms)
-    sha = digest(document)
+    pdf = await esign.render(f, version, annual_rate=terms.annual_rate, advance_rate=terms.advance_rate,
+                             financing_amount=terms.financing_amount, fee_rate=terms.fee_rate,
+                             fee_amount=terms.fee_amount, issue_date=china_today(), grace_days=services.grace_days)
+    sha = await services.storage.put(pdf)  # content-addressed: an aborted attempt leaves only a harmless blob
     moment = now()
     voided: list[int] = []
 
@@ -98,24 +111,27 @@ async def _issue(acting: Acting, actor: User, terms: ContractTerms, *, reason: s
             voided.extend(await Signature.filter(financing_id=f.id, contract_version=f.contract_version, voided=False)
                           .using_db(conn).values_list("id", flat=True))
             await Signature.filter(id__in=voided or [-1]).using_db(conn).update(voided=True)
-        await Contract.create(financing_id=f.id, version=version, terms=document, sha256=sha,
+        doc = await esign.record(conn, sha, len(pdf), enterprise_id=f.funder_id, actor=actor,
+                                 filename=esign.pdf_filename(f, version))
+        await Contract.create(financing_id=f.id, version=version, terms=document, sha256=sha, document_id=doc.id,
                               issued_by=actor, issued_at=moment, using_db=conn)
 
-    payload = _payload(terms, version, sha) | ({"reason": reason, "voided_signatures": voided} if reason else {})
+    payload = _payload(terms, version, sha) | {"terms_sha256": digest(document)} \
+        | ({"reason": reason, "voided_signatures": voided} if reason else {})
     return await commit(acting, "contract_issued", values=_values(terms, version), side=write, payload=payload,
                         duplicate="合同刚被其他运营人员出具或修订，请刷新后重试")
 
 
 async def issue_contract(actor: User, financing_id: int, body: IssueContractBody, *,
-                         enterprise_id: int | None = None) -> Financing:
+                         enterprise_id: int | None = None, services: ContractServices | None = None) -> Financing:
     """The platform fixes the final rate and amounts and issues contract version 1."""
     acting = await begin(actor, financing_id, "issue_contract", enterprise_id)
     terms = ContractTerms(body.annual_rate, body.advance_rate, body.financing_amount, body.fee_rate)
-    return await _issue(acting, actor, terms)
+    return await _issue(acting, actor, terms, _services(services))
 
 
 async def revise_contract(actor: User, financing_id: int, body: ReviseContractBody, *,
-                          enterprise_id: int | None = None) -> Financing:
+                          enterprise_id: int | None = None, services: ContractServices | None = None) -> Financing:
     """The platform issues a new contract version; every signature collected so far is voided."""
     acting = await begin(actor, financing_id, "revise_contract", enterprise_id)
     reason = body.reason.strip()
@@ -128,11 +144,25 @@ async def revise_contract(actor: User, financing_id: int, body: ReviseContractBo
         body.financing_amount if body.financing_amount is not None else f.financing_amount,
         body.fee_rate if body.fee_rate is not None else f.fee_rate,
     )
-    return await _issue(acting, actor, terms, reason=reason)
+    return await _issue(acting, actor, terms, _services(services), reason=reason)
 
 
-async def sign(actor: User, financing_id: int, body: SignBody, *, enterprise_id: int | None = None) -> Financing:
-    """A legal representative or agent signs for their party, in the order funder → supplier → core."""
+async def signing_authority(actor: User, enterprise_id: int, f: Financing) -> attorney.SigningAuthority:
+    """The hook deciding whether `actor` may sign for the enterprise: its legal representative, or an agent
+    under an approved power of attorney covering the amount, the action and today (workflow.attorney)."""
+    return await attorney.authority_to_sign(actor, enterprise_id, amount_fen=f.financing_amount or 0, action="sign",
+                                            on=china_today())
+
+
+async def sign(actor: User, financing_id: int, body: SignBody, *, enterprise_id: int | None = None,
+               services: ContractServices | None = None) -> Financing:
+    """A legal representative or agent signs for their party, in the order funder → supplier → core.
+
+    The signer proves presence with a one-time face-verification ticket bound to them and to this contract
+    version; the party's PAdES signature (their own certificate, issued by the platform CA on their first
+    signature) is added to the current PDF as an incremental update, which becomes the contract's new revision.
+    """
+    svc = _services(services)
     acting = await begin(actor, financing_id, "sign", enterprise_id)
     f = acting.financing
     party = party_of(acting.ctx, acting.enterprise_id)
@@ -150,18 +180,41 @@ async def sign(actor: User, financing_id: int, body: SignBody, *, enterprise_id:
     if body.contract_version != f.contract_version:
         raise Conflict(f"合同已修订为第 {f.contract_version} 版，请查看新版合同后再签署", code="contract_revised",
                        details={"contract_version": f.contract_version})
+    authority = await signing_authority(actor, acting.enterprise_id, f)
     contract = await Contract.get(financing_id=f.id, version=f.contract_version)
+    if contract.document_id is None:
+        raise Conflict("该版本合同没有 PDF 文本，请平台运营人员修订合同后再签署", code="contract_pdf_missing")
+    # The ticket is used up only once everything else allows the signature.
+    await consume_ticket(svc.redis, body.face_ticket, actor.id, esign.contract_ref(f.id, f.contract_version),
+                         esign.TICKET_PURPOSE)
+    pdf = await svc.storage.get(contract.sha256)
+    enterprise = await Enterprise.get(id=acting.enterprise_id)
+    person = enterprise.legal_rep_name if authority.kind == "legal_rep" else (actor.display_name or f"用户{actor.id}")
+    identity = await esign.signer_identity(svc, actor, enterprise, person_name=person)
+    moment = now()
+    signed = await esign.add_signature(svc, pdf, party, identity, signed_at=moment,
+                                       reason=f"{PARTY_LABELS[party]}签署保理合同第 {contract.version} 版")
+    sha = await svc.storage.put(signed)
     count = f.signature_count + 1
     done = count == len(SIGNING_ORDER)
-    moment = now()
 
     async def record(conn) -> None:  # noqa: ANN001
-        await Signature.create(financing_id=f.id, contract_version=contract.version, contract_sha256=contract.sha256,
-                               party=party, enterprise_id=acting.enterprise_id, signer=actor, signed_at=moment,
-                               using_db=conn)
+        doc = await esign.record(conn, sha, len(signed), enterprise_id=f.funder_id, actor=actor,
+                                 filename=esign.pdf_filename(f, contract.version, count))
+        moved = await Contract.filter(id=contract.id, sha256=contract.sha256).using_db(conn).update(
+            sha256=sha, document_id=doc.id)
+        if moved != 1:
+            raise Conflict("合同文本刚被他人签署或修订，请刷新后重试", code="stale_contract")
+        await Signature.create(financing_id=f.id, contract_version=contract.version, contract_sha256=sha,
+                               signed_over_sha256=contract.sha256, document_id=doc.id, party=party,
+                               enterprise_id=acting.enterprise_id, signer=actor, signed_at=moment,
+                               authority=authority.kind, power_of_attorney_id=authority.poa_id, using_db=conn)
 
     values: dict[str, Any] = {"signature_count": count} | ({"signed_at": moment} if done else {})
+    payload = {"party": party, "enterprise": acting.enterprise_id, "version": contract.version, "sha256": sha,
+               "previous_sha256": contract.sha256, "signer_certificate": identity.fingerprint_sha256,
+               **authority.as_payload()}
+    if done:
+        payload["contract_sha256"] = sha  # the fully signed contract, fixed in the ledger
     return await commit(acting, "signed" if done else "signing", values=values, side=record,
-                        duplicate="贵企业已签署该版本合同，请勿重复签署",
-                        payload={"party": party, "enterprise": acting.enterprise_id, "version": contract.version,
-                                 "sha256": contract.sha256})
+                        duplicate="贵企业已签署该版本合同，请勿重复签署", payload=payload)

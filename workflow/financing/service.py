@@ -32,6 +32,7 @@ async def submit(deps: Deps, actor: User, data: FinancingInput) -> Financing:
 async def act(deps: Deps, actor: User, financing_id: int, action: str, body: BaseModel | None = None, *,
               enterprise_id: int | None = None) -> Financing:
     """Perform one action from the table and announce the committed result."""
-    financing = await actions.perform(actor, financing_id, action, body, enterprise_id=enterprise_id)
+    financing = await actions.perform(actor, financing_id, action, body, enterprise_id=enterprise_id,
+                                      services=deps.contracts)
     await emit_all(deps.events, event_for(financing, action, f"user:{actor.id}"))
     return financing
