@@ -29,6 +29,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -205,6 +206,14 @@ class Api:
     async def get(self, path: str, token: str | None = None) -> Any:
         """GET expecting 200; returns the JSON body."""
         return (await self.request("GET", path, token)).body
+
+    async def download(self, path: str, token: str) -> bytes:
+        """GET a file (e.g. the signed contract PDF) expecting 200; returns its bytes."""
+        async with self.session.get(self.base_url + path, headers={"Authorization": f"Bearer {token}"}) as resp:
+            data = await resp.read()
+            if resp.status != 200:
+                raise DemoError(f"GET {path} 返回 HTTP {resp.status}：{data[:300].decode('utf-8', 'replace')}")
+        return data
 
     async def post(self, path: str, token: str | None, body: Any = None, *, expect: int = 200) -> Any:
         """POST JSON (fresh Idempotency-Key); returns the JSON body."""
@@ -859,6 +868,7 @@ class Demo:
             "时间线：",
             *(self.timeline_line(t) for t in f["timeline"]),
             f"账本：共 {self.ledger['entries']} 条记录，哈希链{'校验通过' if self.ledger['ok'] else '校验失败'}",
+            *await self.contract_lines(f["contract"]),
         ]
         if self.chat_financing:
             c = self.chat_financing
@@ -866,6 +876,20 @@ class Demo:
                          f"当前状态：{c['status_label']}")
         for line in lines:
             self.out(line)
+
+    async def contract_lines(self, contract: dict[str, Any]) -> list[str]:
+        """Save the signed contract PDF and report its verification (each signature, the file's integrity)."""
+        token = self.person("supplier").token
+        pdf = await self.api.download(contract["pdf_path"], token)
+        path = Path(tempfile.gettempdir()) / f"echain-demo-contract-{self.financing['id']}-v{contract['version']}.pdf"
+        await asyncio.to_thread(path.write_bytes, pdf)
+        report = await self.api.get(contract["verification_path"], token)
+        lines = [f"已签署的保理合同：{path}（{len(pdf)} 字节，SHA-256 {report['sha256'][:16]}…）",
+                 f"合同验签：{report['summary']}（与平台记录{'一致' if report['matches_record'] else '不一致'}）"]
+        lines += [f"  · {s['field']}：{s['signer']}（{s['organization']}），{s['signed_at']}，"
+                  f"{'签名有效、内容未被修改' if s['ok'] else '；'.join(s['problems']) or s['summary']}"
+                  for s in report["signatures"]]
+        return lines
 
     async def list_notifications(self, unavailable: str = "") -> None:
         """The subscribe and template messages WeChat accepted during the demo: to whom, template, page."""

@@ -284,3 +284,34 @@ async def test_sign_over_http_with_wechat_face_then_verify_and_download(api: Api
     report = await api.call("GET", contract["verification_path"], w["funder_rep"], 200)
     assert report["tampered"] and not report["intact"] and not report["matches_record"]
     assert "篡改" in report["summary"]
+
+
+async def test_agent_signs_only_within_an_approved_power_of_attorney(cast: Cast):
+    from datetime import timedelta
+
+    from models.attorney import PowerOfAttorney
+    from tests.support.factories import add_member, make_document
+    from workflow.errors import Forbidden
+    from workflow.financing.transition import china_today
+
+    f = await advance(cast, "contract_issued")
+    agent = await add_member(cast.funder, "funder-agent", "agent")
+    with pytest.raises(Forbidden) as err:  # an agent without any power of attorney
+        await sign_as(cast, agent, f.id, 1)
+    assert err.value.code == "poa_missing"
+    doc = await make_document(cast.funder, cast.funder_op, "power_of_attorney")
+    today = china_today()
+    poa = await PowerOfAttorney.create(
+        enterprise=cast.funder, agent=agent, document=doc, max_amount=f.financing_amount - 1,
+        valid_from=today - timedelta(days=1), valid_to=today + timedelta(days=30), actions=["sign"],
+        status="approved", created_by=cast.funder_rep,
+    )
+    ticket = await face_ticket(cast, agent, f.id, 1)
+    with pytest.raises(Forbidden) as err:  # one fen over the authorised amount
+        await sign_as(cast, agent, f.id, 1, ticket=ticket)
+    assert err.value.code == "poa_amount_exceeded" and "超出授权范围" in err.value.message
+    await PowerOfAttorney.filter(id=poa.id).update(max_amount=f.financing_amount)
+    f = await sign_as(cast, agent, f.id, 1, ticket=ticket)  # the refusal did not use up the ticket
+    signature = await Signature.get(financing_id=f.id, party="funder")
+    assert f.signature_count == 1 and signature.signer_id == agent.id
+    assert signature.authority == "agent" and signature.power_of_attorney_id == poa.id

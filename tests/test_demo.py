@@ -7,6 +7,7 @@ import re
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -59,6 +60,10 @@ async def test_demo_runs_the_whole_lifecycle_in_process():
     # Each legal representative passed WeChat's face verification (in the simulator) before signing.
     assert "资金方 A 法定代表人通过微信人脸核身，取得签署凭证（绑定 financing:1:v1" in text
     assert text.count("通过微信人脸核身，取得签署凭证") == 3
+    # The signed contract was written out and verified: three signatures, intact, matching the platform's record.
+    saved = re.search(r"已签署的保理合同：(\S+\.pdf)", text)
+    assert saved and Path(saved.group(1)).read_bytes().startswith(b"%PDF")  # noqa: ASYNC240 - a small local file
+    assert "（与平台记录一致）" in text and text.count("签名有效、内容未被修改") == 3
     # The notification jobs ran in-process after every step; WeChat's simulator received the notices.
     assert "10 人在小程序中各允许 3 次订阅消息" in text
     assert ("核心企业审批人甲 ← 小程序订阅消息（模板 echain-dev-todo）融资 #1「请审批同意」 "
