@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.transactions import in_transaction
 
 from models import MODEL_MODULES
@@ -33,6 +34,10 @@ def _ensure_sqlite_dir(database_url: str) -> None:
 async def connect(database_url: str) -> None:
     """Open the ORM for this process (global context: handlers run in other tasks)."""
     _ensure_sqlite_dir(database_url)
+    # Tortoise caches each model's INSERT/UPDATE SQL keyed by connection name and table, not by dialect: a process
+    # that opens SQLite and later PostgreSQL (the test suite runs the demo on SQLite) would reuse "?" placeholders
+    # on PostgreSQL. Start every connection with an empty cache.
+    EXECUTOR_CACHE.clear()
     await Tortoise.init(config=orm_config(database_url), _enable_global_fallback=True)
 
 
