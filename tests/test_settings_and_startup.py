@@ -70,13 +70,20 @@ async def test_admin_grant_cli_makes_an_operator(settings, api):
     assert me["user"]["is_platform_operator"] is True
 
 
-async def test_http_four_element_gateway_is_used_when_configured(aiohttp_client, aiohttp_server, settings):
-    gateway = await aiohttp_server(create_fake_gateway_app("echain-test", "gw-secret-0123456789", mismatches=set()))
+GATEWAY_SECRET = "gw-secret-0123456789"
+
+
+async def _register_through_gateway(aiohttp_client, aiohttp_server, settings, our_secret: str) -> dict:  # noqa: ANN001
+    """Register one enterprise with the HTTP four-element provider pointed at a local fake gateway."""
+    gateway = await aiohttp_server(create_fake_gateway_app("echain-test", GATEWAY_SECRET, mismatches=set()))
     configured = settings.with_(kyc_provider="http", kyc_gateway_url=str(gateway.make_url("")).rstrip("/"),
-                                kyc_key_id="echain-test", kyc_secret="gw-secret-0123456789")
+                                kyc_key_id="echain-test", kyc_secret=our_secret)
     api = ApiClient(await aiohttp_client(create_app(configured)))
-    token = await api.login("alice")
-    e = await api.register(token)
+    return await api.register(await api.login("alice"))
+
+
+async def test_http_four_element_gateway_is_used_when_configured(aiohttp_client, aiohttp_server, settings):
+    e = await _register_through_gateway(aiohttp_client, aiohttp_server, settings, GATEWAY_SECRET)
     assert e["kyc_outcome"] == "match"
     from models.enterprises import FourElementCheck
 
@@ -85,12 +92,7 @@ async def test_http_four_element_gateway_is_used_when_configured(aiohttp_client,
 
 
 async def test_gateway_with_wrong_secret_records_error(aiohttp_client, aiohttp_server, settings):
-    gateway = await aiohttp_server(create_fake_gateway_app("echain-test", "gw-secret-0123456789", mismatches=set()))
-    configured = settings.with_(kyc_provider="http", kyc_gateway_url=str(gateway.make_url("")).rstrip("/"),
-                                kyc_key_id="echain-test", kyc_secret="not-the-right-secret")
-    api = ApiClient(await aiohttp_client(create_app(configured)))
-    token = await api.login("alice")
-    e = await api.register(token)
+    e = await _register_through_gateway(aiohttp_client, aiohttp_server, settings, "not-the-right-secret")
     assert e["kyc_outcome"] == "error"
     assert any("四要素核验未通过" in m for m in e["missing_for_review"])
 
