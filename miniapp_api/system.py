@@ -29,7 +29,10 @@ async def healthz(call: Call) -> web.Response:
 
 async def _probe(check) -> str:  # noqa: ANN001 - any awaitable
     try:
-        await asyncio.wait_for(check, timeout=2)
+        # shield: on timeout the probe keeps running instead of being cancelled; tortoise 1.1.9's SQLite client
+        # takes its connection lock before opening the connection and never releases it if that step is cancelled,
+        # which would leave every later query waiting for ever.
+        await asyncio.wait_for(asyncio.shield(check), timeout=2)
     except Exception as exc:  # noqa: BLE001 - any failure means "down"; the reason is reported
         return f"down: {type(exc).__name__}"
     return "ok"
