@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from biometric import consent, enrollment, verification
 from biometric.config import BiometricConfig
@@ -18,6 +19,8 @@ from biometric.schemas import (
     ConsentIn,
     ConsentOut,
     EnrollFromDocumentIn,
+    ErasureIn,
+    ErasureOut,
     PendingReferenceList,
     PendingReferenceOut,
     RejectIn,
@@ -192,7 +195,7 @@ async def list_pending_references(call: Call) -> PendingReferenceList:
 
 
 @router.get("/api/v1/admin/biometrics/references/{template_id}/photo", summary="查看待审核参考照片（平台运营）",
-            tag=ADMIN_TAG, binary_response="JPEG 照片（已去除元数据）", errors=(403,))
+            tag=ADMIN_TAG, binary_response="JPEG 照片（image/jpeg，已去除元数据）", errors=(403,))
 async def reference_photo(call: Call) -> web.Response:
     """Kept at most 72 hours, encrypted; never cached by the client."""
     data = await enrollment.review_photo(_bio(call), call.user, call.ids["template_id"])
@@ -212,6 +215,18 @@ async def approve_reference(call: Call) -> TemplateOut:
 async def reject_reference(call: Call) -> None:
     """Encoding and photo are deleted."""
     await enrollment.reject_reference(_bio(call), call.user, call.ids["template_id"], call.body.reason)
+
+
+@router.delete("/api/v1/admin/biometrics/people/{user_id}", summary="删除某人的人脸信息（平台运营）", tag=ADMIN_TAG,
+               body=ErasureIn, response=ErasureOut, errors=(403,))
+async def erase_person(call: Call) -> ErasureOut:
+    """On the person's request through customer service, or after they left their enterprise: the same as their
+    own withdrawal (consent closed, templates and pending photo deleted, unused tickets revoked), recorded in
+    the ledger with the operator and the reason."""
+    user_id = call.ids["user_id"]
+    result = await consent.withdraw_for(_bio(call), call.user, user_id, call.body.reason)
+    return ErasureOut(user_id=user_id, consent_withdrawn=result.consent_withdrawn,
+                      templates_deleted=result.templates_deleted, tickets_revoked=result.tickets_revoked)
 
 
 # ---- multipart with several frames ------------------------------------------------------------------
@@ -236,7 +251,7 @@ async def read_frames(request: web.Request, max_bytes: int, max_frames: int = MA
                 frames.append(await _read_limited(part, max_bytes))
             elif part.name:
                 fields[part.name] = (await _read_limited(part, 4096)).decode("utf-8", "replace").strip()
-    except (ValueError, AssertionError) as exc:
+    except (ValueError, AssertionError, HttpProcessingError) as exc:  # framing, or part headers that do not parse
         raise DomainError("上传内容格式有误，请重新上传", code="malformed_multipart") from exc
     if not frames:
         raise InvalidInput("缺少照片（表单字段 file）", code="file_required")

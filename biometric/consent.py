@@ -15,7 +15,8 @@ from biometric.service import Biometrics
 from models.biometrics import BiometricConsent, FaceTemplate
 from models.people import User
 from workflow import ledger
-from workflow.errors import Conflict, Forbidden
+from workflow.access import require_operator
+from workflow.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 CONSENT_VERSION = "face-v1"
 CONSENT_TEXT = (
@@ -81,19 +82,43 @@ class Withdrawal:
     tickets_revoked: int
 
 
-async def withdraw(bio: Biometrics, user: User) -> Withdrawal:
-    """Withdraw consent and delete every face template (and pending review photo) of the person at once."""
+async def withdraw(bio: Biometrics, user: User, *, actor: User | None = None, reason: str = "") -> Withdrawal:
+    """Withdraw consent and delete every face template (and pending review photo) of the person at once.
+
+    `actor` None: the person themselves. Otherwise a platform operator deleting on the person's request made
+    elsewhere (customer service) or after they left their enterprise: `reason` is required, and the ledger
+    records who, whose and why even when nothing was left to delete (proof the request was handled).
+    """
     from biometric.enrollment import drop_review_photos  # enrollment imports this module
 
+    if actor is not None:
+        require_operator(actor)
+        if not reason.strip():
+            raise InvalidInput("请填写删除原因", code="reason_required")
     async with in_transaction() as conn:
         closed = await BiometricConsent.filter(user_id=user.id, withdrawn_at__isnull=True).using_db(conn).update(
             withdrawn_at=now())
         template_ids = await FaceTemplate.filter(user_id=user.id).using_db(conn).values_list("id", flat=True)
         deleted = await FaceTemplate.filter(user_id=user.id).using_db(conn).delete()
-        if closed or deleted:
+        if actor is not None:  # template ids only, never an encoding
+            await ledger.append(conn, actor=f"user:{actor.id}", subject=f"user:{user.id}",
+                                action="biometric_data_deleted_by_operator",
+                                payload={"templates_deleted": sorted(template_ids), "consent_withdrawn": bool(closed),
+                                         "reason": reason.strip()})
+        elif closed or deleted:
             await ledger.append(conn, actor=f"user:{user.id}", subject=f"user:{user.id}",
                                 action="biometric_consent_withdrawn",
                                 payload={"templates_deleted": sorted(template_ids)})
     await drop_review_photos(bio, template_ids)
     revoked = await tickets.revoke_tickets(bio.redis, user.id)
     return Withdrawal(bool(closed), int(deleted), revoked)
+
+
+async def withdraw_for(bio: Biometrics, operator: User, user_id: int, reason: str) -> Withdrawal:
+    """An operator withdraws another person's consent and deletes their face data (the same use case as the
+    person's own withdrawal); repeating it removes nothing more and is not an error."""
+    require_operator(operator)  # before the look-up: others cannot probe which user ids exist
+    user = await User.get_or_none(id=user_id)
+    if user is None:
+        raise NotFound("用户不存在", code="user_not_found")
+    return await withdraw(bio, user, actor=operator, reason=reason)

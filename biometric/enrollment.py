@@ -33,7 +33,7 @@ from workflow.errors import Conflict, Forbidden, InvalidInput, NotFound, Unsuppo
 
 SOURCES = {"id_card": "身份证人像", "reference_photo": "参考照片"}
 ENROLLING_ROLES = ("legal_rep", "agent")
-_REVIEW_PREFIX = "echain:bio:review:"
+REVIEW_PREFIX = "echain:bio:review:"  # + template id: the encrypted photo awaiting review
 
 
 def template_context(user_id: int) -> str:
@@ -41,7 +41,8 @@ def template_context(user_id: int) -> str:
     return f"biometric.face_template:{int(user_id)}"
 
 
-def _review_context(template_id: int) -> str:
+def review_context(template_id: int) -> str:
+    """AEAD context of a pending review photo (Redis key REVIEW_PREFIX + template id): bound to its template."""
     return f"biometric.review_photo:{int(template_id)}"
 
 
@@ -131,8 +132,8 @@ async def submit_reference_photo(bio: Biometrics, user: User, data: bytes) -> Fa
         await ledger.append(conn, actor=f"user:{user.id}", subject=f"user:{user.id}", action="face_reference_submitted",
                             payload={"template": template.id, "replaced": sorted(stale)})
     await drop_review_photos(bio, stale)
-    sealed = bio.pii.encrypt_bytes(analysis.preview or b"", context=_review_context(template.id))
-    await bio.redis.set(_REVIEW_PREFIX + str(template.id), sealed, ex=bio.config.review_photo_ttl)
+    sealed = bio.pii.encrypt_bytes(analysis.preview or b"", context=review_context(template.id))
+    await bio.redis.set(REVIEW_PREFIX + str(template.id), sealed, ex=bio.config.review_photo_ttl)
     return template
 
 
@@ -151,7 +152,7 @@ async def pending_references(bio: Biometrics, operator: User) -> list[PendingRef
     templates = await FaceTemplate.filter(approved=False).order_by("id").prefetch_related("user")
     result = []
     for t in templates:
-        result.append(PendingReference(t, t.user, bool(await bio.redis.exists(_REVIEW_PREFIX + str(t.id)))))
+        result.append(PendingReference(t, t.user, bool(await bio.redis.exists(REVIEW_PREFIX + str(t.id)))))
     return result
 
 
@@ -159,17 +160,17 @@ async def review_photo(bio: Biometrics, operator: User, template_id: int) -> byt
     """The normalised reference photo for the reviewing operator (JPEG)."""
     require_operator(operator)
     template = await _pending(template_id)
-    sealed = await bio.redis.get(_REVIEW_PREFIX + str(template.id))
+    sealed = await bio.redis.get(REVIEW_PREFIX + str(template.id))
     if sealed is None:
         raise NotFound("审核期已过，照片已删除；请让用户重新上传参考照片", code="review_photo_expired")
-    return bio.pii.decrypt_bytes(sealed, context=_review_context(template.id))
+    return bio.pii.decrypt_bytes(sealed, context=review_context(template.id))
 
 
 async def approve_reference(bio: Biometrics, operator: User, template_id: int) -> FaceTemplate:
     """Make a reviewed reference photo the person's active template (replacing any earlier one)."""
     require_operator(operator)
     template = await _pending(template_id)
-    if not await bio.redis.exists(_REVIEW_PREFIX + str(template.id)):
+    if not await bio.redis.exists(REVIEW_PREFIX + str(template.id)):
         raise Conflict("审核期已过，照片已删除，无法核对；请让用户重新上传参考照片", code="review_photo_expired")
     if template.user_id == operator.id:
         raise Forbidden("不能审核自己的参考照片", code="self_review")
@@ -203,7 +204,7 @@ async def reject_reference(bio: Biometrics, operator: User, template_id: int, re
 
 async def drop_review_photos(bio: Biometrics, template_ids: Iterable[int]) -> None:
     """Delete review photos now (they would expire anyway)."""
-    keys = [_REVIEW_PREFIX + str(i) for i in template_ids]
+    keys = [REVIEW_PREFIX + str(i) for i in template_ids]
     if keys:
         await bio.redis.delete(*keys)
 

@@ -129,12 +129,18 @@ def _models() -> tuple[Any, Any, Any]:
 _START_BARRIER: Any = None
 
 
+WORKER_NICENESS = 10  # how much lower than the web process a face worker runs
+
+
 def warm(barrier: Any = None) -> None:
-    """Process-pool initializer: load the models and run one tiny detection and encoding."""
+    """Process-pool initializer: lower the worker's CPU priority, load the models, run one tiny detection."""
     import dlib
 
     global _START_BARRIER
     _START_BARRIER = barrier
+    # Face work is batch work next to a latency-sensitive event loop: on a machine with few cores a busy pool
+    # would otherwise take the CPU from the web process (bench/face.py measures a JSON endpoint's p99 under load).
+    os.nice(WORKER_NICENESS)
     detector, landmarks, encoder = _models()
     blank = np.full((100, 100, 3), 127, dtype=np.uint8)
     detector(blank, 0)

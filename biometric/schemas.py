@@ -77,6 +77,18 @@ class WithdrawalOut(BaseModel):
     tickets_revoked: int
 
 
+class ErasureIn(Strict):
+    """Why an operator deletes a person's face data (kept in the ledger)."""
+
+    reason: str = Field(title="删除原因（如：用户通过客服申请删除；已离职）", min_length=1, max_length=200)
+
+
+class ErasureOut(WithdrawalOut):
+    """What an operator's deletion removed; all zero when nothing was left (repeating it is not an error)."""
+
+    user_id: int
+
+
 class EnrollFromDocumentIn(Strict):
     """Enroll from the ID-card portrait an enterprise uploaded."""
 

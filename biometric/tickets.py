@@ -11,13 +11,17 @@ and it is useless to them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from biometric.errors import TicketRejected
+from workflow.errors import DomainError
 
 TICKET_TTL = 300
 _MEMORY_TTL = 24 * 3600
@@ -99,6 +103,40 @@ async def consume_ticket(redis: Redis, ticket: str, person_id: int, contract_ref
     if await redis.exists(issued):
         raise TicketRejected("人脸核验凭证已过期（签署须在核验后 5 分钟内完成），请重新进行人脸核验", code="face_ticket_expired")
     raise TicketRejected("人脸核验凭证无效，请重新进行人脸核验", code="face_ticket_invalid")
+
+
+RESTORE_TTL = 120  # seconds a ticket given back after a failed attempt stays valid: long enough for a retry
+
+
+async def restore_ticket(redis: Redis, ticket: str, person_id: int, contract_ref: str, purpose: str, *,
+                         ttl: float = RESTORE_TTL) -> None:
+    """Give back a ticket consumed by an attempt that then failed without signing (see `spending`)."""
+    digest = _digest(ticket)
+    key, used, _ = _keys(digest)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.set(key, _binding(person_id, contract_ref, purpose), px=max(1, int(ttl * 1000)), nx=True)
+        pipe.delete(used)
+        pipe.sadd(_person_set(person_id), digest)
+        await pipe.execute()
+
+
+@asynccontextmanager
+async def spending(redis: Redis, ticket: str, person_id: int, contract_ref: str, purpose: str) -> AsyncIterator[None]:
+    """Consume the ticket for the block; give it back when the block fails for a reason other than a refusal.
+
+    A database or storage outage after the ticket was used up would otherwise burn it: the client's retry of
+    the same request (same Idempotency-Key) would be refused and the person sent back to face verification.
+    A refusal (DomainError) keeps it used: the attempt was judged, not interrupted.
+    """
+    await consume_ticket(redis, ticket, person_id, contract_ref, purpose)
+    try:
+        yield
+    except DomainError:
+        raise
+    except Exception:
+        with contextlib.suppress(Exception):  # Redis may be the thing that is down; the original error matters
+            await restore_ticket(redis, ticket, person_id, contract_ref, purpose)
+        raise
 
 
 async def revoke_tickets(redis: Redis, person_id: int) -> int:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from biometric.liveness import Challenge
 from biometric.pipeline import FaceAnalysis, distance
 from biometric.service import Biometrics
 from biometric.wechat_face import FAILURE_VERDICTS, IDENTITY_CARD, FaceVerifyProvider, cert_hash
+from echain import metrics
 from models.biometrics import FaceAttempt
 from models.people import Membership, User
 from wechat.client import WeChatError
@@ -62,6 +64,7 @@ class _Attempt:
     distance: float | None = None
     threshold: float | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
 
 
 def check_request(purpose: str, contract_ref: str) -> None:
@@ -102,9 +105,11 @@ async def verify_selfies(bio: Biometrics, user: User, challenge_id: str, frames:
         raise
     async with _one_at_a_time(bio, attempt):
         try:
+            # Again inside: an attempt that checked before the previous one locked the person must not go on.
+            await bio.lockout.check(bio.redis, user.id)
             challenge = await liveness.take_challenge(bio.redis, challenge_id, user.id)
         except DomainError as exc:
-            await _record(attempt, exc.code)
+            await _record(attempt, "locked_out" if isinstance(exc, LockedOut) else exc.code)
             raise
         attempt.detail["sequence"] = list(challenge.sequence)
         try:
@@ -195,28 +200,30 @@ async def finish_wechat(bio: Biometrics, user: User, verify_id: str) -> Verified
     if record is None or record["user"] != user.id:
         raise Conflict("人脸核身会话不存在或已过期，请重新发起", code="wechat_face_session_expired")
     attempt = _Attempt(user, "wechat", record["purpose"], record["contract_ref"])
-    try:
-        await bio.lockout.check(bio.redis, user.id)
-    except DomainError:
-        await _record(attempt, "locked_out")
-        raise
-    try:
-        outcome = await provider.outcome(verify_id, record["out_seq_no"], user.openid, record["cert_hash"])
-    except WeChatError as exc:
-        attempt.detail["errcode"] = exc.errcode
-        await _record(attempt, "provider_error")
-        raise ServiceUnavailable(exc.user_message, code="wechat_face_unavailable") from exc
-    attempt.detail["verify_ret"] = outcome.verify_ret
-    if outcome.passed:
-        await bio.redis.delete(key)
-        return await _succeed(bio, attempt, None)
-    refusal = FaceMismatch(outcome.message, code="wechat_face_failed", details={"verify_ret": outcome.verify_ret})
-    if outcome.verify_ret in FAILURE_VERDICTS:
-        await bio.redis.delete(key)
-        await _fail(bio, attempt, refusal)
-    else:  # cancelled, device error, or not finished yet: the session stays for another try
-        await _record(attempt, "not_passed")
-    raise refusal
+    # One verdict per person at a time, the lock-out checked inside: parallel finishes cannot exceed the limit.
+    async with _one_at_a_time(bio, attempt):
+        try:
+            await bio.lockout.check(bio.redis, user.id)
+        except DomainError:
+            await _record(attempt, "locked_out")
+            raise
+        try:
+            outcome = await provider.outcome(verify_id, record["out_seq_no"], user.openid, record["cert_hash"])
+        except WeChatError as exc:
+            attempt.detail["errcode"] = exc.errcode
+            await _record(attempt, "provider_error")
+            raise ServiceUnavailable(exc.user_message, code="wechat_face_unavailable") from exc
+        attempt.detail["verify_ret"] = outcome.verify_ret
+        if outcome.passed:
+            await bio.redis.delete(key)
+            return await _succeed(bio, attempt, None)
+        refusal = FaceMismatch(outcome.message, code="wechat_face_failed", details={"verify_ret": outcome.verify_ret})
+        if outcome.verify_ret in FAILURE_VERDICTS:
+            await bio.redis.delete(key)
+            await _fail(bio, attempt, refusal)
+        else:  # cancelled, device error, or not finished yet: the session stays for another try
+            await _record(attempt, "not_passed")
+        raise refusal
 
 
 def _provider(bio: Biometrics) -> FaceVerifyProvider:
@@ -263,6 +270,7 @@ async def _fail(bio: Biometrics, attempt: _Attempt, exc: DomainError) -> None:
 
 
 async def _record(attempt: _Attempt, outcome: str, conn: Any = None) -> FaceAttempt:
+    metrics.face_verification(attempt.method, outcome[:32], time.monotonic() - attempt.started)  # once per attempt
     return await FaceAttempt.create(
         user_id=attempt.user.id, method=attempt.method, purpose=attempt.purpose,
         contract_ref=attempt.contract_ref, outcome=outcome[:32], distance=attempt.distance,

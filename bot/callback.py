@@ -14,21 +14,27 @@ import logging
 import re
 
 from aiohttp import web
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot import dispatch, signing, texts, wirexml
 from bot.context import BOT, Bot
 from bot.crypto import CryptoError
 from bot.dedup import PENDING
 from bot.delivery import clip
+from echain import metrics
 
 log = logging.getLogger("echain.bot.callback")
 
 _ECHOSTR = re.compile(r"[0-9A-Za-z_\-]{1,128}")  # WeChat sends a random number; never reflect anything else
 _QUERY_BODY_TTL = 2 * signing.MAX_SKEW_SECONDS + 60
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
+REDIS_PROBE_SECONDS = 1.5
 
 
 def _refuse(status: int, reason: str, request: web.Request) -> web.Response:
     log.warning("refused WeChat callback %s from %s: %s", request.method, request.remote, reason)
+    metrics.wechat_refusal(status)
     return web.Response(status=status, text=reason)
 
 
@@ -84,7 +90,13 @@ async def receive(request: web.Request) -> web.Response:
     body = await _read_limited(request, bot.max_body)
     if body is None:
         return _refuse(413, "body too large", request)
-    if not await _bound_to_one_body(bot, query, body):
+    try:
+        # The first Redis call also probes Redis: a hung server must not eat WeChat's 5 s (the socket timeout is
+        # longer), so it gets a short budget of its own, after which the message is treated as Redis being down.
+        bound: bool | None = await asyncio.wait_for(_bound_to_one_body(bot, query, body), REDIS_PROBE_SECONDS)
+    except (*REDIS_DOWN, TimeoutError):
+        bound = None  # cannot tell: below, the message is parsed for the reply's addressing but never acted on
+    if bound is False:
         return _refuse(403, "signed URL replayed with another body", request)
     safe = query.get("encrypt_type", "raw").lower() == "aes"
     if bot.crypto is not None and not safe:
@@ -97,7 +109,16 @@ async def receive(request: web.Request) -> web.Response:
         return _refuse(403 if isinstance(exc, PermissionError) else 400, str(exc), request)
     if not msg.openid or not msg.msg_type:
         return _refuse(400, "not a WeChat message", request)
-    reply = await answer(bot, msg)
+    try:
+        if bound is None:
+            raise RedisConnectionError("replay check unavailable")
+        reply = await answer(bot, msg)
+    except REDIS_DOWN as exc:
+        # Without Redis (dedup, conversation state) nothing can be handled safely; still answer within WeChat's
+        # 5 s with a clear text, rather than an error WeChat retries and then shows as "暂时无法提供服务".
+        log.warning("Redis unavailable, answering the WeChat %s message with a fallback: %r", msg.msg_type, exc)
+        reply = _render(bot, msg, texts.UNAVAILABLE)
+        metrics.wechat_callback(msg.msg_type, "unavailable")
     if not reply:
         return web.Response(text="success")  # "直接回复success": WeChat shows nothing and does not retry
     if safe:
@@ -128,6 +149,7 @@ async def answer(bot: Bot, msg: wirexml.Message) -> str:
     key = bot.dedup.key(msg.account, msg.dedup_key())
     stored = await bot.dedup.claim(key)
     if stored is not None:
+        metrics.wechat_callback(msg.msg_type, "dedup")
         if stored == PENDING:
             stored = await bot.dedup.wait_for_reply(key, bot.reply_budget) or ""
         return stored
@@ -135,10 +157,12 @@ async def answer(bot: Bot, msg: wirexml.Message) -> str:
         text = await _within_budget(bot, msg)
     except Exception:
         log.exception("handling a WeChat %s message failed", msg.msg_type)
+        metrics.wechat_callback(msg.msg_type, "failed")
         await bot.dedup.release(key)
         return _render(bot, msg, texts.FAILED)
     reply = _render(bot, msg, text) if text else ""
     await bot.dedup.complete(key, reply)
+    metrics.wechat_callback(msg.msg_type, "replied" if reply else "acknowledged")  # acknowledged: "success"
     return reply
 
 

@@ -10,6 +10,8 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from echain.logs import redact
+
 log = logging.getLogger("echain.bot.tasks")
 T = TypeVar("T")
 
@@ -34,7 +36,8 @@ class BackgroundTasks:
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+            # Task names hold the dedup key, which for events is the sender's openid: masked explicitly.
+            log.error("background task %s failed", redact(task.get_name()), exc_info=task.exception())
 
     def __len__(self) -> int:
         return len(self._tasks)

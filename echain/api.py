@@ -17,6 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from echain import idempotency, validation
+from workflow import outbox
 from workflow.errors import DomainError, InvalidInput, NotFound, UnsupportedMediaType
 
 B = TypeVar("B", bound=BaseModel)
@@ -61,9 +62,13 @@ class Operation:
     errors: tuple[int, ...] = ()
     operation_id: str = ""
     idempotent: bool = False  # honours the Idempotency-Key header (state-changing JSON operations)
+    # For idempotent operations that commit a transition: the answer to a retry whose earlier attempt committed
+    # but lost its answer (e.g. the connection dropped after COMMIT), given the transition's subject.
+    replay: Callable[[Call, str], Awaitable[Any]] | None = None
 
 
 _PATH_PARAM = re.compile(r"{(\w+)}")
+_MEDIA_TYPE = re.compile(r"\b(?:application|image|text)/[a-z0-9.+-]+")
 
 
 class ApiRouter:
@@ -141,13 +146,21 @@ async def _idempotent(op: Operation, call: Call, key: str) -> web.StreamResponse
     if stored is not None:
         return web.Response(text=stored.body, status=stored.status, content_type="application/json",
                             headers={"Idempotent-Replayed": "true"})
+    token = outbox.request_key.set(guard.redis_key)
     try:
-        response = await _run(op, call)
+        prior = await outbox.committed_by(guard.redis_key) if op.replay is not None else None
+        if prior is not None and op.replay is not None:  # committed before, answer lost: never do it twice
+            response = render(await op.replay(call, prior.subject), op.status)
+            response.headers["Idempotent-Replayed"] = "true"
+        else:
+            response = await _run(op, call)
     except DomainError as exc:
         response = error_response(exc.status, exc.code, exc.message, exc.details)
     except BaseException:
         await guard.release()
         raise
+    finally:
+        outbox.request_key.reset(token)
     await guard.complete(response.status, response.text if isinstance(response, web.Response) and response.text else "")
     return response
 
@@ -292,12 +305,17 @@ def _operation_doc(op: Operation, components: dict[str, Any], error_ref: dict[st
         }
     doc["responses"] = {str(op.status): _success_doc(op, components)}
     codes = set(op.errors) | {422} if (op.body or op.query) else set(op.errors)
+    codes |= {503}  # error_middleware: any route answers 503 while the database or Redis is unreachable
     if op.auth:
         codes |= {401}
-    if op.body is not None:
-        codes |= {400, 415}
-    if "{" in op.path:
-        codes |= {404}
+    if op.body is not None or op.multipart:
+        codes |= {400, 413, 415}  # broken JSON or multipart framing, over the size limit, wrong content type
+    if op.multipart:
+        codes |= {422}  # missing file or form field
+    if op.idempotent:
+        codes |= {422}  # a malformed Idempotency-Key, or one reused with another body
+    if "{" in op.path or (op.auth and (op.body is not None or op.multipart)):
+        codes |= {404}  # the path's record, or one the body names, does not exist or is not the caller's
     for code in sorted(codes):
         doc["responses"][str(code)] = {
             "description": _ERROR_TEXT.get(code, "错误"),
@@ -310,7 +328,10 @@ def _operation_doc(op: Operation, components: dict[str, Any], error_ref: dict[st
 
 def _success_doc(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
     if op.binary_response:
-        return {"description": op.binary_response, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+        # The media types the description names (e.g. "application/pdf"), so clients and checkers know what comes.
+        types = _MEDIA_TYPE.findall(op.binary_response) or ["application/octet-stream"]
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        return {"description": op.binary_response, "content": {t: binary for t in types}}
     if op.response is None:
         return {"description": "成功（无内容）"}
     return {"description": "成功", "content": {"application/json": {"schema": _schema_ref(op.response, components)}}}

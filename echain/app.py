@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+import signing
 from biometric import api as biometric_api
 from bot.context import install as install_bot
-from echain import db
+from console import install as install_console
+from echain import db, logs, metrics
 from echain.api import ApiRouter
-from echain.contract_ca import load_platform_ca
+from echain.contract_ca import earlier_ca_pems, load_platform_ca
 from echain.errors import error_middleware
 from echain.keys import DEPS, HTTP, REDIS, SETTINGS, SIMULATOR, WECHAT_BASE
 from echain.live import RedisEventSink
@@ -34,6 +36,7 @@ from miniapp_api import (
     wechat_binding,
 )
 from notify import api as notify_api
+from notify.outbox import drain_periodically
 from notify.sink import JobQueueSink
 from wechat import simulator
 from wechat.client import RedisTokenCache, WeChatClient
@@ -58,13 +61,19 @@ def api_router() -> ApiRouter:
 def create_app(settings: Settings) -> web.Application:
     """Build the app; resources open on startup in the order listed and close in reverse."""
     settings = settings.with_dev_secret()
-    app = web.Application(middlewares=[error_middleware], client_max_size=JSON_BODY_LIMIT)
+    # Outermost first: request id (every log line, every response), timing (sees the final status), errors.
+    app = web.Application(middlewares=[logs.request_id_middleware, metrics.metrics_middleware, error_middleware],
+                          client_max_size=JSON_BODY_LIMIT)
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([_http_session, _wechat_api, _redis, _database, _deps, biometric_api.biometrics_context])
+    app.cleanup_ctx.extend([_http_session, _wechat_api, _redis, _database, _deps, biometric_api.biometrics_context,
+                            _outbox])
     router = api_router()
     router.install(app, auth.authenticate)
     system.install_docs(app, router)
     install_bot(app)  # Official Account callback /wechat and its resources (after the shared ones)
+    install_console(app)  # operator console /console (server-rendered pages, its own sessions)
+    logs.install(app)
+    metrics.install(app)  # GET /metrics (bearer ECHAIN_METRICS_TOKEN outside dev)
     return app
 
 
@@ -115,11 +124,19 @@ def kyc_provider(settings: Settings, session: aiohttp.ClientSession) -> FourElem
     return SandboxProvider()
 
 
+async def _outbox(app: web.Application) -> AsyncIterator[None]:
+    """Queue the notification jobs of transitions that committed while Redis was unreachable (notify/outbox.py)."""
+    async for _ in drain_periodically(app[REDIS]):
+        yield
+
+
 async def _deps(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app_id, secret = _miniapp_credentials(settings)
     storage = LocalBlobStorage(settings.data_dir / "blobs")
     ca = await asyncio.to_thread(load_platform_ca, settings)
+    earlier_cas = await asyncio.to_thread(earlier_ca_pems, settings)  # fail at start-up, not at the first check
+    await asyncio.to_thread(signing.register_cjk_font, settings.contract_font)  # a bad font path fails here too
     app[DEPS] = Deps(
         redis=app[REDIS],
         pii=PiiCipher(settings.secret_key),
@@ -130,6 +147,7 @@ async def _deps(app: web.Application) -> AsyncIterator[None]:
         session_ttl=settings.session_ttl,
         events=[RedisEventSink(app[REDIS]), JobQueueSink.on(app[REDIS])],  # live pages; notifications (worker)
         contracts=ContractServices(storage=storage, redis=app[REDIS], ca=ca, secret=settings.secret_key,
-                                   grace_days=settings.overdue_grace_days),
+                                   grace_days=settings.overdue_grace_days, earlier_cas=earlier_cas,
+                                   font=settings.contract_font),
     )
     yield

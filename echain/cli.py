@@ -1,4 +1,5 @@
-"""The `echain` command: serve, migrate, admin, ledger, contract (verify), jobs, wechat (menu), worker, wechat-sim, demo."""
+"""The `echain` command: serve, migrate, makemigrations, admin, ledger, contract (verify), jobs, wechat (menu),
+rotate-secret, worker, wechat-sim, demo."""
 
 from __future__ import annotations
 
@@ -24,22 +25,70 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """Serve HTTP until interrupted."""
     from aiohttp import web
 
+    from echain import logs
     from echain.app import create_app
 
+    logs.configure(settings.log_format)  # JSON lines with request ids in production (ECHAIN_LOG_FORMAT)
     web.run_app(create_app(settings), host=args.host or settings.host, port=args.port or settings.port, access_log=None,
                 print=lambda msg: logging.getLogger("echain").info(msg))
     return 0
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    """Bring the database schema up to date."""
+    """Apply the pending migrations (adopting a database built before migrations); --check: only compare files."""
+    from echain import migrations
+
+    if args.check:
+        return asyncio.run(_check_migrations())
 
     async def work() -> int:
-        await db.migrate()
-        print(f"数据库已就绪：{_safe_url(settings.database_url)}")  # noqa: T201 - CLI output
+        try:
+            outcome = await db.migrate()
+        except migrations.MigrationError as exc:
+            print(f"迁移失败：{exc}", file=sys.stderr)  # noqa: T201
+            return 1
+        for name in outcome.adopted:
+            print(f"已接管现有数据库：结构与 {name} 一致，记为已执行")  # noqa: T201 - CLI output
+        for name in outcome.applied:
+            print(f"已执行迁移 {name}")  # noqa: T201
+        if not outcome.adopted and not outcome.applied:
+            print("没有待执行的迁移")  # noqa: T201
+        if await migrations.pending_changes():
+            print("警告：模型有改动尚无迁移文件，请运行 echain makemigrations", file=sys.stderr)  # noqa: T201
+        print(f"数据库已就绪：{_safe_url(settings.database_url)}")  # noqa: T201
         return 0
 
     return _with_db(settings, work)
+
+
+async def _check_migrations() -> int:
+    from echain import migrations
+
+    async with migrations.models_loaded():
+        changes = await migrations.pending_changes()
+    if not changes:
+        print("模型与迁移文件一致")  # noqa: T201
+        return 0
+    print("模型有改动尚无迁移文件（请运行 echain makemigrations 并提交生成的文件）：", file=sys.stderr)  # noqa: T201
+    for line in changes:
+        print(f"  {line}", file=sys.stderr)  # noqa: T201
+    return 1
+
+
+def cmd_makemigrations(settings: Settings, args: argparse.Namespace) -> int:
+    """Write the next migration file from the model changes (no database needed)."""
+    from echain import migrations
+
+    async def run() -> int:
+        async with migrations.models_loaded():
+            paths = await migrations.make_migrations(args.name)
+        if not paths:
+            print("没有模型改动，无需新迁移")  # noqa: T201
+        for path in paths:
+            print(f"已生成迁移文件：{path}")  # noqa: T201
+        return 0
+
+    return asyncio.run(run())
 
 
 def cmd_admin_grant(settings: Settings, args: argparse.Namespace) -> int:
@@ -52,6 +101,37 @@ def cmd_admin_grant(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
         user = await grant_operator(openid)
         print(f"已将用户 {user.id} 设为平台运营人员")  # noqa: T201
+        return 0
+
+    return _with_db(settings, work)
+
+
+def cmd_admin_create_operator(settings: Settings, args: argparse.Namespace) -> int:
+    """Create a console operator; the password comes from a prompt or an environment variable, never argv."""
+    import getpass
+    import os
+
+    from workflow.console_accounts import create_operator
+    from workflow.errors import DomainError
+
+    if args.password_env:
+        password = os.environ.get(args.password_env, "")
+        if not password:
+            print(f"环境变量 {args.password_env} 未设置或为空", file=sys.stderr)  # noqa: T201
+            return 2
+    else:
+        password = getpass.getpass("密码（至少 12 个字符）：")
+        if getpass.getpass("再次输入密码：") != password:
+            print("两次输入的密码不一致", file=sys.stderr)  # noqa: T201
+            return 2
+
+    async def work() -> int:
+        try:
+            account = await create_operator(args.username, password, args.name or "")
+        except DomainError as exc:
+            print(f"未能创建：{exc.message}", file=sys.stderr)  # noqa: T201
+            return 1
+        print(f"已创建运营人员 {account.username}（用户 {account.user_id}），可登录 /console")  # noqa: T201
         return 0
 
     return _with_db(settings, work)
@@ -73,20 +153,25 @@ def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_contract_verify(settings: Settings, args: argparse.Namespace) -> int:
-    """Check a contract PDF's signatures against the platform CA: exit 0 when intact, 1 otherwise."""
+    """Check a contract PDF's signatures against the platform CA (the current one and ECHAIN_CA_TRUSTED_CERTS, or
+    only the --ca certificates): exit 0 when intact, 1 otherwise."""
     from pathlib import Path
 
     import signing
-    from echain.contract_ca import ca_certificate_pem
+    from echain.contract_ca import trusted_ca_pems
+    from signing.ca import CAError, load_ca_certificates
     from workflow.financing.esign import report_dict
 
     try:
-        ca_cert = Path(args.ca).read_bytes() if args.ca else ca_certificate_pem(settings)
+        if args.ca:  # an explicit list replaces the configured trust roots
+            roots = [cert for name in args.ca for cert in load_ca_certificates(Path(name).read_bytes())]
+        else:
+            roots = list(trusted_ca_pems(settings))
         data = Path(args.file).read_bytes()
-    except (OSError, SettingsError) as exc:
+    except (OSError, SettingsError, CAError) as exc:
         print(f"无法读取：{exc}", file=sys.stderr)  # noqa: T201
         return 2
-    report = signing.verify(data, ca_cert)
+    report = signing.verify(data, roots)
     if args.json:
         import json
 
@@ -117,10 +202,44 @@ def cmd_jobs_run_due(settings: Settings, args: argparse.Namespace) -> int:
     return _with_db(settings, work)
 
 
+def cmd_rotate_secret(settings: Settings, args: argparse.Namespace) -> int:
+    """Re-key everything derived from the old master secret (named by --old-secret-env) under ECHAIN_SECRET_KEY."""
+    import os
+
+    from echain.redis_conn import open_redis
+    from echain.rotation import RotationError, rotate_secret
+
+    old = os.environ.get(args.old_secret_env, "")
+    if not old or not os.environ.get("ECHAIN_SECRET_KEY"):
+        print(f"请在环境变量中提供旧密钥（{args.old_secret_env}）和新密钥（ECHAIN_SECRET_KEY）；"  # noqa: T201
+              "密钥不得出现在命令行参数中", file=sys.stderr)
+        return 2
+
+    async def work() -> int:
+        async with open_redis(settings.redis_url, settings.data_dir) as redis:
+            try:
+                report = await rotate_secret(settings, old, redis)
+            except RotationError as exc:
+                print(f"密钥轮换未开始：{exc}", file=sys.stderr)  # noqa: T201
+                return 2
+        for t in report.tallies:
+            print(f"{t.label}：已轮换 {t.rotated}，已是新密钥 {t.current}，无法解密 {t.unreadable}"  # noqa: T201
+                  + (f"（{t.note}）" if t.note else ""))
+        if not report.ok:
+            print("部分数据用新旧密钥都无法解密，已原样保留；请核对后重新运行", file=sys.stderr)  # noqa: T201
+            return 1
+        print(f"密钥轮换完成：共 {report.rotated} 项改用新密钥；请以新的 ECHAIN_SECRET_KEY 启动服务和 worker")  # noqa: T201
+        return 0
+
+    return _with_db(settings, work)
+
+
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     """Run the job worker (notifications) until interrupted, or with --burst until the queue is empty."""
+    from echain import logs
     from echain.worker import run_worker
 
+    logs.configure(settings.log_format)  # each job's lines carry its job id as request_id
     return asyncio.run(run_worker(settings, burst=args.burst))
 
 
@@ -180,19 +299,31 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.set_defaults(func=cmd_serve)
-    sub.add_parser("migrate", help="创建或升级数据库结构").set_defaults(func=cmd_migrate)
+    mig = sub.add_parser("migrate", help="按顺序执行待执行的迁移文件（旧库自动接管）")
+    mig.add_argument("--check", action="store_true", help="只检查模型是否有改动尚无迁移文件（有则退出码 1），不连数据库")
+    mig.set_defaults(func=cmd_migrate)
+    makemig = sub.add_parser("makemigrations", help="根据模型改动生成下一个迁移文件")
+    makemig.add_argument("--name", help="迁移名（默认按时间生成），如 add_console_accounts")
+    makemig.set_defaults(func=cmd_makemigrations)
     admin = sub.add_parser("admin", help="管理命令").add_subparsers(dest="admin_command", required=True)
     grant = admin.add_parser("grant", help="将用户设为平台运营人员")
     who = grant.add_mutually_exclusive_group(required=True)
     who.add_argument("openid", nargs="?", help="小程序 openid")
     who.add_argument("--sim", metavar="NAME", help="模拟器登录名（开发环境：sim:NAME 登录的那个人）")
     grant.set_defaults(func=cmd_admin_grant)
+    create_op = admin.add_parser("create-operator", help="创建运营控制台账号（密码从提示输入或 --password-env 读取）")
+    create_op.add_argument("username", help="登录用户名（3–32 位小写字母、数字或 . _ -）")
+    create_op.add_argument("--password-env", metavar="VAR", help="从该环境变量读取密码（密码不走命令行参数）")
+    create_op.add_argument("--name", help="显示名称（默认同用户名）")
+    create_op.set_defaults(func=cmd_admin_create_operator)
     led = sub.add_parser("ledger", help="账本命令").add_subparsers(dest="ledger_command", required=True)
     led.add_parser("verify", help="校验哈希链").set_defaults(func=cmd_ledger_verify)
     contract = sub.add_parser("contract", help="合同命令").add_subparsers(dest="contract_command", required=True)
     cverify = contract.add_parser("verify", help="验证合同 PDF 的电子签名与完整性（完好退出码 0，否则 1）")
     cverify.add_argument("file", help="合同 PDF 文件")
-    cverify.add_argument("--ca", help="平台 CA 证书 PEM（默认：ECHAIN_CA_CERT_FILE 或 <data dir>/ca/ca_cert.pem）")
+    cverify.add_argument("--ca", action="append", metavar="PEM",
+                         help="信任的平台 CA 证书 PEM，可重复指定；指定后只信任这些证书（默认：ECHAIN_CA_CERT_FILE 或 "
+                              "<data dir>/ca/ca_cert.pem，外加 ECHAIN_CA_TRUSTED_CERTS 列出的原 CA 证书）")
     cverify.add_argument("--json", action="store_true", help="以 JSON 输出报告")
     cverify.set_defaults(func=cmd_contract_verify)
     jobs = sub.add_parser("jobs", help="定时任务").add_subparsers(dest="jobs_command", required=True)
@@ -201,6 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     menu = wechat.add_parser("menu", help="发布 wechat/menu.json 中定义的公众号菜单（menu/create）")
     menu.add_argument("--file", help="菜单 JSON 文件（默认 wechat/menu.json）")
     menu.set_defaults(func=cmd_wechat_menu)
+    rotate = sub.add_parser("rotate-secret", help="轮换 ECHAIN_SECRET_KEY：把旧密钥保护的数据改用新密钥（可重复运行）")
+    rotate.add_argument("--old-secret-env", required=True, metavar="VAR",
+                        help="存放旧密钥的环境变量名（新密钥取自 ECHAIN_SECRET_KEY；密钥不走命令行参数）")
+    rotate.set_defaults(func=cmd_rotate_secret)
     worker = sub.add_parser("worker", help="运行后台任务进程（消息通知），从 Redis 队列取任务")
     worker.add_argument("--burst", action="store_true", help="队列清空后即退出")
     worker.set_defaults(func=cmd_worker)

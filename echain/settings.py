@@ -17,10 +17,13 @@ SETTINGS_DOC: list[tuple[str, str, str]] = [
     ("ECHAIN_CA_CERT_FILE", "(created under <data dir>/ca)", "Platform signing CA certificate (PEM); set with ECHAIN_CA_KEY_FILE to use your own CA"),
     ("ECHAIN_CA_KEY_FILE", "(created under <data dir>/ca)", "Platform signing CA private key (encrypted PKCS#8 PEM)"),
     ("ECHAIN_CA_KEY_PASSPHRASE", "(derived from ECHAIN_SECRET_KEY)", "Passphrase of the CA private key"),
+    ("ECHAIN_CA_TRUSTED_CERTS", "", "Earlier platform CA certificates (PEM files, separated by commas or the path separator) still trusted to verify contracts signed before a CA rotation; never used to issue"),
     ("ECHAIN_HOST", "127.0.0.1", "Address to serve on"),
     ("ECHAIN_PORT", "8080", "Port to serve on"),
     ("ECHAIN_UPLOAD_MAX_BYTES", "10485760", "Largest accepted upload (bytes)"),
     ("ECHAIN_SESSION_TTL", "604800", "Login session lifetime (seconds)"),
+    ("ECHAIN_CONSOLE_IDLE_TIMEOUT", "1800", "Operator console: a session ends after this many idle seconds (and 12 h after login at the latest)"),
+    ("ECHAIN_CONTRACT_FONT", "STSong-Light", "Contract PDF font: STSong-Light (built-in, not embedded), auto (embed an installed CJK TrueType font, e.g. fonts-wqy-zenhei, else STSong-Light) or a .ttf/.ttc path"),
     ("ECHAIN_OVERDUE_GRACE_DAYS", "3", "Days after a financing's due date before the scheduler marks it overdue"),
     ("ECHAIN_KYC_PROVIDER", "sandbox", "Four-element verification: sandbox or http"),
     ("ECHAIN_KYC_GATEWAY_URL", "", "Four-element gateway base URL (provider http)"),
@@ -42,6 +45,8 @@ SETTINGS_DOC: list[tuple[str, str, str]] = [
     ("ECHAIN_SUBSCRIBE_TEMPLATE_ID", "(dev: echain-dev-todo)", "Mini-program subscribe-message template for to-do notices; empty: channel off"),
     ("ECHAIN_OA_TEMPLATE_ID", "(dev: echain-dev-oa-todo)", "Official Account template-message template (fallback channel); empty: channel off"),
     ("ECHAIN_MINIPROGRAM_STATE", "formal", "Which mini-program build subscribe messages open: formal, trial or developer"),
+    ("ECHAIN_LOG_FORMAT", "(production: json, dev: text)", "Log lines: json (one object per line with request_id) or text"),
+    ("ECHAIN_METRICS_TOKEN", "", "Bearer token for GET /metrics; production refuses /metrics while it is empty, dev serves it openly"),
 ]
 
 
@@ -49,6 +54,7 @@ SETTINGS_DOC: list[tuple[str, str, str]] = [
 DEV_SUBSCRIBE_TEMPLATE_ID = "echain-dev-todo"
 DEV_OA_TEMPLATE_ID = "echain-dev-oa-todo"
 MINIPROGRAM_STATES = ("formal", "trial", "developer")
+LOG_FORMATS = ("json", "text")  # the first is production's default; dev reads text
 
 
 class SettingsError(Exception):
@@ -67,11 +73,14 @@ class Settings:
     ca_cert_file: str = ""
     ca_key_file: str = ""
     ca_key_passphrase: str = field(default="", repr=False)
+    ca_trusted_certs: tuple[str, ...] = ()  # earlier CA certificates: verification only, never issuing
     host: str = "127.0.0.1"
     port: int = 8080
     upload_max_bytes: int = 10 * 1024 * 1024
     session_ttl: int = 7 * 24 * 3600
+    console_idle_timeout: int = 30 * 60
     overdue_grace_days: int = 3
+    contract_font: str = "STSong-Light"
     kyc_provider: str = "sandbox"
     kyc_gateway_url: str = ""
     kyc_key_id: str = ""
@@ -92,6 +101,8 @@ class Settings:
     face_mirrored_selfies: bool = False
     face_pool_warm: bool | None = None
     miniprogram_state: str = "formal"
+    log_format: str = "text"
+    metrics_token: str = field(default="", repr=False)
 
     @property
     def dev(self) -> bool:
@@ -127,11 +138,14 @@ class Settings:
             ca_cert_file=env.get("ECHAIN_CA_CERT_FILE", ""),
             ca_key_file=env.get("ECHAIN_CA_KEY_FILE", ""),
             ca_key_passphrase=env.get("ECHAIN_CA_KEY_PASSPHRASE", ""),
+            ca_trusted_certs=_paths(env, "ECHAIN_CA_TRUSTED_CERTS"),
             host=env.get("ECHAIN_HOST", "127.0.0.1"),
             port=_int(env, "ECHAIN_PORT", 8080),
             upload_max_bytes=_int(env, "ECHAIN_UPLOAD_MAX_BYTES", 10 * 1024 * 1024),
             session_ttl=_int(env, "ECHAIN_SESSION_TTL", 7 * 24 * 3600),
+            console_idle_timeout=_int(env, "ECHAIN_CONSOLE_IDLE_TIMEOUT", 30 * 60),
             overdue_grace_days=_non_negative(env, "ECHAIN_OVERDUE_GRACE_DAYS", 3),
+            contract_font=env.get("ECHAIN_CONTRACT_FONT", "") or "STSong-Light",
             kyc_provider=env.get("ECHAIN_KYC_PROVIDER", "sandbox"),
             kyc_gateway_url=env.get("ECHAIN_KYC_GATEWAY_URL", ""),
             kyc_key_id=env.get("ECHAIN_KYC_KEY_ID", ""),
@@ -146,6 +160,8 @@ class Settings:
             subscribe_template_id=env.get("ECHAIN_SUBSCRIBE_TEMPLATE_ID", DEV_SUBSCRIBE_TEMPLATE_ID if mode == "dev" else ""),
             oa_template_id=env.get("ECHAIN_OA_TEMPLATE_ID", DEV_OA_TEMPLATE_ID if mode == "dev" else ""),
             miniprogram_state=_choice(env, "ECHAIN_MINIPROGRAM_STATE", MINIPROGRAM_STATES),
+            log_format=_choice(env, "ECHAIN_LOG_FORMAT", LOG_FORMATS if mode == "production" else LOG_FORMATS[::-1]),
+            metrics_token=env.get("ECHAIN_METRICS_TOKEN", ""),
             face_match_threshold=_float(env, "ECHAIN_FACE_MATCH_THRESHOLD", 0.5),
             face_pool_size=_non_negative(env, "ECHAIN_FACE_POOL_SIZE", 0),
             face_selfie_max_bytes=_int(env, "ECHAIN_FACE_SELFIE_MAX_BYTES", 3 * 1024 * 1024),
@@ -195,6 +211,12 @@ def _non_negative(env: dict[str, str], name: str, default: int) -> int:
     if value < 0:
         raise SettingsError(f"{name} must not be negative, not {value}")
     return value
+
+
+def _paths(env: dict[str, str], name: str) -> tuple[str, ...]:
+    # Commas or os.pathsep (":" on Linux) both separate, so a list copied from either habit works.
+    raw = env.get(name, "").replace(os.pathsep, ",")
+    return tuple(p.strip() for p in raw.split(",") if p.strip())
 
 
 def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...]) -> str:

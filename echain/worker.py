@@ -1,7 +1,7 @@
 """The worker process (`echain worker`): runs the jobs queued on Redis by the web process (arq).
 
-Side effects that talk to the outside run here, after the change committed (DESIGN.md §1): for now the
-notifications of notify/. `arq echain.worker.WorkerSettings` works too when ECHAIN_REDIS_URL is set; `echain
+Side effects that talk to the outside run here, after the change committed (DESIGN.md §1): the notifications
+of notify/, and once an hour the time-driven transitions (`run_due`, what `echain jobs run-due` does). `arq echain.worker.WorkerSettings` works too when ECHAIN_REDIS_URL is set; `echain
 worker` also joins the embedded Redis of the data dir when it is not.
 """
 
@@ -16,9 +16,12 @@ from typing import Any
 import aiohttp
 from arq import Worker
 from arq.connections import ArqRedis, RedisSettings
+from arq.cron import cron
 from arq.worker import func
 
 from echain import db
+from echain.logs import bind_job_id
+from echain.metrics import observed_job
 from echain.redis_conn import EmbeddedRedis
 from echain.settings import Settings
 from notify.delivery import Notifier
@@ -32,9 +35,9 @@ log = logging.getLogger("echain.worker")
 JOB_TIMEOUT = 60  # seconds; one job makes a few database reads and at most two WeChat calls
 KEEP_RESULT = 24 * 3600  # while a result is kept, enqueueing the same job id again is refused
 
-FUNCTIONS = [
-    func(notify_transition, name=NOTIFY_TRANSITION, max_tries=MAX_TRIES),
-    func(send_notice, name=SEND_NOTICE, max_tries=MAX_TRIES),
+FUNCTIONS = [  # observed_job: retries and failures counted in Redis for the app's /metrics
+    func(observed_job(notify_transition), name=NOTIFY_TRANSITION, max_tries=MAX_TRIES),
+    func(observed_job(send_notice), name=SEND_NOTICE, max_tries=MAX_TRIES),
 ]
 
 
@@ -82,12 +85,31 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await stack.aclose()
 
 
-def worker_options() -> dict[str, Any]:
-    """Keyword arguments for arq's Worker, shared by `echain worker`, WorkerSettings and the tests."""
+async def run_due(ctx: dict[str, Any]) -> int:
+    """The hourly time-driven transitions (`echain jobs run-due`): financings past due date + grace → overdue."""
+    from workflow.financing.scheduler import mark_overdue_due
+    from workflow.financing.transition import china_today
+
+    settings: Settings = ctx["settings"]
+    moved = await mark_overdue_due(china_today(), settings.overdue_grace_days)
+    log.info("scheduled run: %d financing(s) marked overdue (grace %d days)", moved, settings.overdue_grace_days)
+    return moved
+
+
+# At minute 7 of every hour. unique: with several workers each tick still runs once (arq keys it by the tick's
+# time); the transitions themselves are conditional updates, so even a second run would move nothing twice.
+SCHEDULE = [cron(run_due, name="run_due", minute=7, unique=True, timeout=600)]
+
+
+def worker_options(*, scheduled: bool = False) -> dict[str, Any]:
+    """Keyword arguments for arq's Worker, shared by `echain worker`, WorkerSettings and the tests; `scheduled`
+    adds the hourly run of due transitions (long-running workers only: a burst run should do just the queue)."""
     return {
+        **({"cron_jobs": SCHEDULE} if scheduled else {}),
         "functions": FUNCTIONS,
         "on_startup": startup,
         "on_shutdown": shutdown,
+        "on_job_start": bind_job_id,
         "max_tries": MAX_TRIES,
         "job_timeout": JOB_TIMEOUT,
         "keep_result": KEEP_RESULT,
@@ -98,8 +120,10 @@ class WorkerSettings:
     """For `arq echain.worker.WorkerSettings` (needs ECHAIN_REDIS_URL; `echain worker` does not)."""
 
     functions = FUNCTIONS
+    cron_jobs = SCHEDULE
     on_startup = startup
     on_shutdown = shutdown
+    on_job_start = bind_job_id
     max_tries = MAX_TRIES
     job_timeout = JOB_TIMEOUT
     keep_result = KEEP_RESULT
@@ -112,7 +136,8 @@ async def run_worker(settings: Settings, *, burst: bool = False) -> int:
     if not url:  # join (or start) the embedded Redis the web process of this data dir uses
         embedded = EmbeddedRedis(settings.data_dir / "redis")
         url = await embedded.start()
-    worker = Worker(**worker_options(), redis_pool=ArqRedis.from_url(url), burst=burst, handle_signals=not burst,
+    worker = Worker(**worker_options(scheduled=not burst), redis_pool=ArqRedis.from_url(url), burst=burst,
+                    handle_signals=not burst,
                     ctx={"settings": settings})
     try:
         await worker.async_run()

@@ -27,7 +27,8 @@ async def authenticate(request: web.Request) -> User:
     return await accounts.authenticate(request.app[DEPS], token)
 
 
-@router.post("/api/v1/auth/login", summary="小程序登录（wx.login code 换取令牌）", tag=TAG, body=LoginIn, response=LoginOut, auth=False)
+@router.post("/api/v1/auth/login", summary="小程序登录（wx.login code 换取令牌）", tag=TAG, body=LoginIn, response=LoginOut, auth=False,
+             errors=(401,))
 async def login(call: Call) -> LoginOut:
     """Exchange a wx.login code through jscode2session; the session_key stays on the server."""
     result = await accounts.login(call.app[DEPS], call.body.code)

@@ -32,7 +32,7 @@ async def list_documents(call: Call) -> DocumentList:
     return DocumentList(items=[DocumentOut.of(d) for d in await documents.list_for(call.user, call.ids["enterprise_id"])])
 
 
-@router.get("/api/v1/documents/{document_id}", summary="下载材料", tag=TAG, binary_response="文件内容")
+@router.get("/api/v1/documents/{document_id}", summary="下载材料", tag=TAG, binary_response="文件内容（image/jpeg、image/png 或 application/pdf）")
 async def download_document(call: Call) -> web.Response:
     """Members of the enterprise and platform operators only."""
     content = await documents.fetch(call.app[DEPS], call.user, call.ids["document_id"])

@@ -37,8 +37,13 @@ async def detail_out(user: User, financing_id: int) -> FinancingDetailOut:
     return FinancingDetailOut.build(d, await queries.timeline(d.financing))
 
 
+async def _replay(call: Call, subject: str) -> FinancingDetailOut:
+    """The answer to a retry whose earlier attempt committed but lost its answer: the financing as it is now."""
+    return await detail_out(call.user, int(subject.removeprefix("financing:")))
+
+
 @router.post("/api/v1/financings", summary="发起融资", tag=TAG, body=FinancingInput, response=FinancingDetailOut,
-             status=201, errors=(403, 409), idempotent=True)
+             status=201, errors=(403, 409), idempotent=True, replay=_replay)
 async def submit_financing(call: Call) -> FinancingDetailOut:
     """A supplier operator applies with the receivable and its materials (uploaded first as documents)."""
     financing = await service.submit(call.app[DEPS], call.user, call.body)
@@ -107,7 +112,7 @@ for _t in FINANCING.transitions:
     if _t.action in ACTION_BODIES:
         router.post(f"/api/v1/financings/{{financing_id}}/actions/{_t.action}", summary=_t.label, tag=ACTION_TAG,
                     body=ACTION_BODIES[_t.action], query=ActingQuery, response=FinancingDetailOut,
-                    errors=(403, 409), idempotent=True)(_action_handler(_t.action))
+                    errors=(403, 409), idempotent=True, replay=_replay)(_action_handler(_t.action))
 
 
 @router.get("/api/v1/enterprises/{enterprise_id}/approval-policy", summary="确权审批策略", tag=TAG, response=PolicyOut)

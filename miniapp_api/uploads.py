@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from workflow.errors import DomainError, InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
@@ -35,7 +36,8 @@ async def read_upload(request: web.Request, max_bytes: int) -> Upload:
                 filename, data = part.filename or "", await _read_limited(part, max_bytes)
             elif part.name:
                 fields[part.name] = (await _read_limited(part, 4096)).decode("utf-8", "replace").strip()
-    except (ValueError, AssertionError) as exc:  # malformed multipart framing
+    # Malformed framing; HttpProcessingError: a part's headers do not parse (e.g. raw non-ASCII bytes in a name).
+    except (ValueError, AssertionError, HttpProcessingError) as exc:
         raise DomainError("上传内容格式有误，请重新上传", code="malformed_multipart") from exc
     if data is None:
         raise InvalidInput("缺少文件（表单字段 file）", code="file_required")

@@ -11,4 +11,6 @@ MODEL_MODULES = [
     "models.wechat_links",
     "models.notifications",
     "models.attorney",
+    "models.outbox",
+    "models.console_accounts",
 ]

@@ -12,6 +12,7 @@ from typing import Any
 
 from arq import Retry
 
+from echain import metrics
 from notify.delivery import Notifier, Outcome, TryLater, record, told_key
 from notify.targets import current_financing, recipients
 
@@ -60,8 +61,9 @@ async def notify_transition(ctx: dict[str, Any], subject: str, version: int, act
         for r in await recipients(financing, action):
             if r.repeat and await queue.exists(told_key(subject, r.step.action, r.user_id)):
                 continue
-            await queue.enqueue_job(SEND_NOTICE, subject, version, r.user_id, r.step.action,
-                                    _job_id=notice_job_id(subject, version, r.user_id))
+            job = await queue.enqueue_job(SEND_NOTICE, subject, version, r.user_id, r.step.action,
+                                          _job_id=notice_job_id(subject, version, r.user_id))
+            await metrics.job_queued(queue, job, SEND_NOTICE)
             queued.append(r.user_id)
         return queued
     except Exception as exc:  # noqa: BLE001 - database or Redis trouble: arq retries only on Retry
@@ -81,6 +83,7 @@ async def send_notice(ctx: dict[str, Any], subject: str, version: int, user_id: 
             outcome = Outcome("failed", errcode=exc.errcode)
             await record(subject, version, user_id, action, outcome)
             log.warning("giving up notice %s v%s for user %s: %s", subject, version, user_id, exc)
+            await metrics.count_job(ctx["redis"], "failed", SEND_NOTICE)  # given up: returns, so arq calls it done
         else:
             raise _retry(ctx) from exc
     except Exception as exc:  # noqa: BLE001 - database or Redis trouble before anything was sent

@@ -5,8 +5,10 @@ from __future__ import annotations
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
+from echain import metrics
 from notify.jobs import NOTIFY_TRANSITION, event_job_id
 from notify.targets import financing_id
+from workflow import outbox
 from workflow.events import TransitionEvent
 
 
@@ -25,5 +27,7 @@ class JobQueueSink:
         """Queue the fan-out job; the deterministic job id makes a repeated emit a no-op."""
         if financing_id(event.subject) is None:
             return
-        await self.queue.enqueue_job(NOTIFY_TRANSITION, event.subject, event.version, event.action,
-                                     _job_id=event_job_id(event.subject, event.version))
+        job = await self.queue.enqueue_job(NOTIFY_TRANSITION, event.subject, event.version, event.action,
+                                           _job_id=event_job_id(event.subject, event.version))
+        await metrics.job_queued(self.queue, job, NOTIFY_TRANSITION)
+        await outbox.mark_queued(event.subject, event.version)  # queued: nothing left for notify.outbox.drain

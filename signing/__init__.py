@@ -12,9 +12,11 @@ from signing.contract import (
     Party,
     render_contract,
 )
+from signing.fonts import BUILTIN_CJK_FONT, register_cjk_font
 from signing.pades import SignatureReport, SignError, VerificationReport, sign, verify
 
 __all__ = [
+    "BUILTIN_CJK_FONT",
     "SIGNATURE_FIELDS",
     "SIGNING_ORDER",
     "Attachment",
@@ -32,6 +34,7 @@ __all__ = [
     "derive_passphrase",
     "format_percent",
     "format_yuan",
+    "register_cjk_font",
     "render_contract",
     "sign",
     "verify",

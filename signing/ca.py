@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -81,6 +82,22 @@ def _load_cert(cert: x509.Certificate | bytes | str) -> x509.Certificate:
     if b"-----BEGIN" in data:
         return x509.load_pem_x509_certificate(data)
     return x509.load_der_x509_certificate(data)
+
+
+def load_ca_certificates(data: bytes) -> list[x509.Certificate]:
+    """Every certificate in a PEM file (one or a bundle); each must be a CA certificate."""
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise CAError("not a PEM certificate file") from exc
+    for cert in certs:
+        try:
+            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except x509.ExtensionNotFound:
+            is_ca = False
+        if not is_ca:
+            raise CAError(f"{cert.subject.rfc4514_string()} is not a CA certificate")
+    return certs
 
 
 def _same_public_key(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> bool:
@@ -285,6 +302,14 @@ class PlatformCA:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
 
+    def issued(self, cert: x509.Certificate) -> bool:
+        """True when this CA signed `cert` (a signer certificate from before a CA rotation is not)."""
+        try:
+            cert.verify_directly_issued_by(self.certificate)
+        except (ValueError, TypeError, InvalidSignature):
+            return False
+        return True
+
     # ---- exports ------------------------------------------------------------------------------------------
 
     @property
@@ -354,6 +379,17 @@ class PlatformCA:
             key_der=key.private_bytes(der, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
             chain_der=(self.cert_der,),
         )
+
+
+def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write `data` beside `path`, then rename it over `path`: a crash leaves the old file or the new one."""
+    tmp = _write_temp(path.parent, data, mode)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def _write_temp(directory: Path, data: bytes, mode: int) -> str:

@@ -9,9 +9,11 @@ the platform (the CMS signing-time attribute and /M), not a trusted timestamp (B
 ledger records when each signature was made; a TSA can be added later (pyHanko `timestamper=`) without changing
 the format of existing signatures.
 
-`verify` reports each signature and a document-level verdict. The document is intact only when every
-signature's pyHanko `bottom_line` holds (digest, CMS signature, chain to our CA, key usage, and — for earlier
-signatures — that later revisions only filled signature fields), AND the last signature covers the whole file
+`verify` reports each signature and a document-level verdict. It trusts one CA certificate or several: after
+the platform CA is rotated, the earlier CA certificates stay trusted for verification (never for issuing).
+The document is intact only when every signature's pyHanko `bottom_line` holds (digest, CMS signature, chain
+to one of our CAs, key usage, and — for earlier signatures — that later revisions only filled signature
+fields), AND the last signature covers the whole file
 (nothing unsigned was appended), AND every signature's /Contents is byte-for-byte what the signer wrote (pyHanko
 decodes hex case-insensitively and ignores the zero padding, so without this check some one-byte changes inside
 /Contents would go unnoticed).
@@ -60,6 +62,7 @@ KEY_USAGE = KeyUsageConstraints(
     extd_key_usage={DOCUMENT_SIGNING_EKU.dotted_string},
 )
 CaLike = PlatformCA | x509.Certificate | bytes | str
+TrustRoots = CaLike | list[CaLike] | tuple[CaLike, ...]  # the current CA plus earlier ones (after a rotation)
 _HEX_UPPER = re.compile(rb"[0-9A-F]*")
 _HEX_LOWER = re.compile(rb"[0-9a-f]*")
 
@@ -77,6 +80,19 @@ def _ca_certificate(ca: CaLike) -> x509.Certificate:
     if b"-----BEGIN" in data:
         return x509.load_pem_x509_certificate(data)
     return x509.load_der_x509_certificate(data)
+
+
+def _trust_roots(roots: TrustRoots) -> list[x509.Certificate]:
+    """One or several CA certificates, duplicates dropped, order kept; at least one."""
+    items = list(roots) if isinstance(roots, list | tuple) else [roots]
+    certs: list[x509.Certificate] = []
+    for item in items:
+        cert = _ca_certificate(item)
+        if cert not in certs:
+            certs.append(cert)
+    if not certs:
+        raise ValueError("at least one trusted CA certificate is required")
+    return certs
 
 
 def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
@@ -258,12 +274,12 @@ def _contents_canonical(pdf: bytes, byte_range: Iterable[int], contents: bytes) 
     return bytes.fromhex(body.decode("ascii")) == contents
 
 
-def _cms_problems(emb, trusted_ca: x509.Certificate) -> list[str]:  # noqa: ANN001 - EmbeddedPdfSignature
+def _cms_problems(emb, trusted: list[x509.Certificate]) -> list[str]:  # noqa: ANN001 - EmbeddedPdfSignature
     """Tampering in the parts of the CMS that the signature itself does not cover.
 
     The last signature's /Contents is covered by no digest, and in CMS the certificate set and the outer
     SignedData fields are unsigned. So: the structure must be exactly what `sign` writes, and every embedded certificate must be the signer's own (bound by the signed ESS attribute) or
-    verify as issued by another embedded certificate or by our CA — a corrupted copy of a CA certificate fails
+    verify as issued by another embedded certificate or by one of our CAs — a corrupted copy of a CA certificate fails
     its signature check, while an intact foreign CA only makes the signature untrusted.
     """
     problems: list[str] = []
@@ -282,7 +298,7 @@ def _cms_problems(emb, trusted_ca: x509.Certificate) -> list[str]:  # noqa: ANN0
             problems.append("签名数据的结构被改动")
         signer_der = emb.signer_cert.dump()
         embedded = [x509.load_der_x509_certificate(c.chosen.dump()) for c in sd["certificates"]]
-        issuers = [*embedded, trusted_ca]
+        issuers = [*embedded, *trusted]
         for cert in embedded:
             if cert.public_bytes(serialization.Encoding.DER) == signer_der:
                 continue
@@ -315,7 +331,7 @@ def _who(field: str, name: str | None, org: str | None) -> str:
     return f"签名 {field}（{parts}）" if parts else f"签名 {field}"
 
 
-async def _verify_signatures(reader: PdfFileReader, pdf: bytes, ca: x509.Certificate,
+async def _verify_signatures(reader: PdfFileReader, pdf: bytes, roots: list[x509.Certificate],
                              vc: ValidationContext) -> list[SignatureReport]:
     reports = []
     embedded = reader.embedded_signatures
@@ -332,7 +348,7 @@ async def _verify_signatures(reader: PdfFileReader, pdf: bytes, ca: x509.Certifi
             problems.append(f"签名数据无法解析或校验（{type(exc).__name__}）")
         name, org = _attr(cert, "common_name"), _attr(cert, "organization_name")
         canonical = _contents_canonical(pdf, emb.byte_range, emb.pkcs7_content) if status else False
-        cms_problems = _cms_problems(emb, ca) if status else []
+        cms_problems = _cms_problems(emb, roots) if status else []
         if status is not None:
             if not status.intact:
                 problems.append("签名所覆盖的文件内容已被修改")
@@ -385,19 +401,20 @@ def _broken(sha: str, error: str) -> VerificationReport:
                               summary="文件已损坏或被篡改，无法解析其签名", error=error)
 
 
-def verify(pdf: bytes, ca_cert: CaLike, *, at: dt.datetime | None = None) -> VerificationReport:
-    """Check every signature in `pdf` against our CA; never raises on a damaged file.
+def verify(pdf: bytes, ca_cert: TrustRoots, *, at: dt.datetime | None = None) -> VerificationReport:
+    """Check every signature in `pdf` against our CA (or several: the current one and earlier ones still trusted
+    after a rotation — a signature is trusted when it chains to any of them); never raises on a damaged file.
 
     `at` is the moment certificates are validated for (default now); pass the recorded signing time to check
     a contract after a signer's certificate has expired.
     """
     sha = hashlib.sha256(pdf).hexdigest()
-    ca = _ca_certificate(ca_cert)
-    vc = ValidationContext(trust_roots=[_asn1(ca)], allow_fetching=False, moment=at)
+    roots = _trust_roots(ca_cert)
+    vc = ValidationContext(trust_roots=[_asn1(c) for c in roots], allow_fetching=False, moment=at)
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=True)
         unsigned = tuple(_text(name) for name, value, _ in enumerate_sig_fields(reader) if value is None)
-        reports = _run(_verify_signatures(reader, pdf, ca, vc))
+        reports = _run(_verify_signatures(reader, pdf, roots, vc))
         missing = set(_raw_byte_ranges(pdf)) - {r.byte_range for r in reports}
         if missing:  # e.g. a changed /Root hides the form: signatures exist that the reader no longer sees
             return _hidden(sha, tuple(reports), unsigned, len(missing))

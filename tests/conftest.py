@@ -39,19 +39,52 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 async def database_url(tmp_path: Path) -> AsyncIterator[str]:
-    """An empty, migrated database for one test."""
+    """An empty database with the models' schema for one test.
+
+    Built by generate_schemas (db.create_schema, ~0.1 s) rather than the migration files (db.migrate, ~1 s per
+    fresh database); tests/test_migrations.py proves both give the same tables, columns and indexes.
+    """
     url = os.environ.get("ECHAIN_TEST_DATABASE_URL") or f"sqlite://{tmp_path / 'test.sqlite3'}"
     async with db.database(url):
         if url.startswith("postgres"):
             await _reset_postgres()
-        await db.migrate()
+        else:
+            await db.create_schema()
     yield url
 
 
+# The fingerprint of the schema the last rebuild produced (tables, columns, indexes), per database URL.
+_BUILT_SCHEMA: dict[str, str] = {}
+_FINGERPRINT_SQL = """
+SELECT md5(coalesce((SELECT string_agg(concat_ws(':', table_name, column_name, data_type, is_nullable,
+                                                column_default), ',' ORDER BY table_name, column_name)
+                     FROM information_schema.columns WHERE table_schema = 'public'), '')
+           || coalesce((SELECT string_agg(indexdef, ',' ORDER BY indexdef) FROM pg_indexes
+                        WHERE schemaname = 'public'), '')) AS fingerprint
+"""
+
+
 async def _reset_postgres() -> None:
-    # Drop everything the models create, then let migrate build it fresh: tests never see each other's rows.
+    """Empty every table (TRUNCATE … RESTART IDENTITY) while the schema is exactly what the last rebuild made;
+    otherwise (first use, or a test or another process changed it) drop the schema and build it again.
+
+    Tests never see each other's rows either way; truncating costs a few milliseconds where a rebuild costs
+    about half a second.
+    """
+    from workflow.ledger import ensure_head
+
     conn = Tortoise.get_connection("default")
+    url = os.environ["ECHAIN_TEST_DATABASE_URL"]
+    rows = await conn.execute_query_dict(_FINGERPRINT_SQL)
+    if _BUILT_SCHEMA.get(url) == rows[0]["fingerprint"]:
+        tables = await conn.execute_query_dict("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        names = ", ".join(f'"{t["tablename"]}"' for t in tables)
+        await conn.execute_script(f"TRUNCATE {names} RESTART IDENTITY CASCADE;")
+        await ensure_head()
+        return
     await conn.execute_script("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    await db.create_schema()
+    _BUILT_SCHEMA[url] = (await conn.execute_query_dict(_FINGERPRINT_SQL))[0]["fingerprint"]
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ in tests/test_biometric*); the HTTP test at the end goes through WeChat face ver
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -73,6 +74,29 @@ async def test_issue_renders_the_contract_pdf_and_stores_it_by_sha256(cast: Cast
     assert report.signatures == () and set(report.unsigned_fields) == set(signing.SIGNATURE_FIELDS.values())
     entry = await LedgerEntry.filter(action="issue_contract").order_by("-id").first()
     assert entry.payload["sha256"] == contract.sha256 and entry.payload["terms_sha256"]
+
+
+async def test_the_contract_font_setting_embeds_an_installed_cjk_font(cast: Cast):
+    from signing.fonts import find_system_cjk_font
+
+    builtin = (await _pdf(cast, (await advance(cast, "contract_issued")).id))[1]
+    assert b"/STSong-Light" in builtin and b"/FontFile2" not in builtin  # not embedded: viewers substitute
+    if find_system_cjk_font() is None:
+        pytest.skip("no CJK TrueType font installed (Debian: fonts-wqy-zenhei) to embed")
+    assert cast.services is not None
+    cast.services = dataclasses.replace(cast.services, font="auto")  # what ECHAIN_CONTRACT_FONT=auto gives
+    embedded = (await _pdf(cast, (await advance(cast, "contract_issued")).id))[1]
+    assert b"/FontFile2" in embedded and b"/STSong-Light" not in embedded  # a TrueType subset, embedded
+    assert (await _verify(embedded)).unsigned_fields  # still a well-formed contract with its signature fields
+
+
+async def test_a_contract_font_that_cannot_be_used_stops_start_up(aiohttp_client, settings, tmp_path: Path):  # noqa: ANN001
+    from echain.app import create_app
+
+    bad = tmp_path / "not-a-font.ttf"
+    bad.write_bytes(b"not a font")
+    with pytest.raises(ValueError):
+        await aiohttp_client(create_app(dataclasses.replace(settings, contract_font=str(bad))))
 
 
 # ---- signing ----------------------------------------------------------------------------------------------

@@ -794,3 +794,19 @@ async def test_jobs_run_due_cli_marks_overdue(cast: Cast, database_url: str, tmp
     assert (await _refresh(f)).status == "overdue"
     again = await run_cli(settings, "jobs", "run-due")
     assert "0 笔融资标记为逾期" in again.stdout
+
+
+async def test_the_long_running_worker_runs_due_transitions_every_hour(cast: Cast, tmp_path: Path):
+    from echain.settings import Settings
+    from echain.worker import SCHEDULE, WorkerSettings, run_due, worker_options
+
+    # `echain worker` (not --burst) and `arq echain.worker.WorkerSettings` carry the hourly job; burst runs do not.
+    assert worker_options(scheduled=True)["cron_jobs"] == SCHEDULE == WorkerSettings.cron_jobs
+    assert "cron_jobs" not in worker_options()
+    (job,) = SCHEDULE
+    assert job.name == "run_due" and job.unique and job.minute == 7 and job.coroutine is run_due
+    f = await advance(cast, "received")
+    await Financing.filter(id=f.id).update(due_date=china_today() - timedelta(days=10))
+    ctx = {"settings": Settings(data_dir=tmp_path, overdue_grace_days=3)}
+    assert await run_due(ctx) == 1 and (await _refresh(f)).status == "overdue"
+    assert await run_due(ctx) == 0

@@ -55,8 +55,9 @@ from workflow.financing import money
 
 PASSPHRASE = derive_passphrase("test-secret-key-that-is-long-enough-for-hkdf-0123456789", context="platform-ca")
 TIMINGS: dict[str, float] = {}
-_NOW = datetime.now(UTC).replace(microsecond=0)
-SIGNED_AT = {"funder": _NOW, "supplier": _NOW + timedelta(minutes=1), "core": _NOW + timedelta(minutes=2)}
+# Claimed signing times, set when the signers' certificates are issued (`signers`): a time taken at import would
+# fall before the certificates' validity once collection and this module lie more than minutes apart.
+SIGNED_AT: dict[str, datetime] = {}
 PEOPLE = {"funder": "王小明", "supplier": "李四", "core": "欧阳娜娜"}
 
 
@@ -113,6 +114,8 @@ def terms() -> ContractTerms:
 
 @pytest.fixture(scope="module")
 def signers(ca: PlatformCA, terms: ContractTerms) -> dict[str, SignerIdentity]:
+    now = datetime.now(UTC).replace(microsecond=0)
+    SIGNED_AT.update(funder=now, supplier=now + timedelta(minutes=1), core=now + timedelta(minutes=2))
     return {
         role: ca.issue_signer(PEOPLE[role], hashlib.sha256(role.encode()).hexdigest(), terms.party(role).name,
                               terms.party(role).uscc)

@@ -45,7 +45,8 @@ def clean_filename(name: str) -> str:
     """Only the last path component, without control characters (never used as a path)."""
     # Some clients percent-encode non-ASCII names in Content-Disposition; decode before splitting.
     base = unquote(name).replace("\\", "/").rsplit("/", 1)[-1]
-    return "".join(ch for ch in base if ch.isprintable())[:200]
+    # No leading dots: "..", "..." or a hidden-file name must not reach a client that saves under this name.
+    return "".join(ch for ch in base if ch.isprintable()).strip().lstrip(".").strip()[:200]
 
 
 async def upload(deps: Deps, actor: User, enterprise_id: int, kind: str, filename: str, data: bytes) -> Document:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from biometric.tickets import consume_ticket
+from biometric.tickets import spending
 from models.enterprises import Enterprise
 from models.financing import Contract, Financing, Signature
 from models.people import User
@@ -98,7 +98,8 @@ async def _issue(acting: Acting, actor: User, terms: ContractTerms, services: Co
     document = _terms_document(f, version, terms)
     pdf = await esign.render(f, version, annual_rate=terms.annual_rate, advance_rate=terms.advance_rate,
                              financing_amount=terms.financing_amount, fee_rate=terms.fee_rate,
-                             fee_amount=terms.fee_amount, issue_date=china_today(), grace_days=services.grace_days)
+                             fee_amount=terms.fee_amount, issue_date=china_today(), grace_days=services.grace_days,
+                             font=services.font)
     sha = await services.storage.put(pdf)  # content-addressed: an aborted attempt leaves only a harmless blob
     moment = now()
     voided: list[int] = []
@@ -184,37 +185,38 @@ async def sign(actor: User, financing_id: int, body: SignBody, *, enterprise_id:
     contract = await Contract.get(financing_id=f.id, version=f.contract_version)
     if contract.document_id is None:
         raise Conflict("该版本合同没有 PDF 文本，请平台运营人员修订合同后再签署", code="contract_pdf_missing")
-    # The ticket is used up only once everything else allows the signature.
-    await consume_ticket(svc.redis, body.face_ticket, actor.id, esign.contract_ref(f.id, f.contract_version),
-                         esign.TICKET_PURPOSE)
-    pdf = await svc.storage.get(contract.sha256)
-    enterprise = await Enterprise.get(id=acting.enterprise_id)
-    person = enterprise.legal_rep_name if authority.kind == "legal_rep" else (actor.display_name or f"用户{actor.id}")
-    identity = await esign.signer_identity(svc, actor, enterprise, person_name=person)
-    moment = now()
-    signed = await esign.add_signature(svc, pdf, party, identity, signed_at=moment,
-                                       reason=f"{PARTY_LABELS[party]}签署保理合同第 {contract.version} 版")
-    sha = await svc.storage.put(signed)
-    count = f.signature_count + 1
-    done = count == len(SIGNING_ORDER)
+    # The ticket is used up only once everything else allows the signature (and given back if an outage, not a
+    # refusal, stops the signature after that: the client's retry can then still sign).
+    async with spending(svc.redis, body.face_ticket, actor.id, esign.contract_ref(f.id, f.contract_version),
+                        esign.TICKET_PURPOSE):
+        pdf = await svc.storage.get(contract.sha256)
+        enterprise = await Enterprise.get(id=acting.enterprise_id)
+        person = enterprise.legal_rep_name if authority.kind == "legal_rep" else (actor.display_name or f"用户{actor.id}")
+        identity = await esign.signer_identity(svc, actor, enterprise, person_name=person)
+        moment = now()
+        signed = await esign.add_signature(svc, pdf, party, identity, signed_at=moment,
+                                           reason=f"{PARTY_LABELS[party]}签署保理合同第 {contract.version} 版")
+        sha = await svc.storage.put(signed)
+        count = f.signature_count + 1
+        done = count == len(SIGNING_ORDER)
 
-    async def record(conn) -> None:  # noqa: ANN001
-        doc = await esign.record(conn, sha, len(signed), enterprise_id=f.funder_id, actor=actor,
-                                 filename=esign.pdf_filename(f, contract.version, count))
-        moved = await Contract.filter(id=contract.id, sha256=contract.sha256).using_db(conn).update(
-            sha256=sha, document_id=doc.id)
-        if moved != 1:
-            raise Conflict("合同文本刚被他人签署或修订，请刷新后重试", code="stale_contract")
-        await Signature.create(financing_id=f.id, contract_version=contract.version, contract_sha256=sha,
-                               signed_over_sha256=contract.sha256, document_id=doc.id, party=party,
-                               enterprise_id=acting.enterprise_id, signer=actor, signed_at=moment,
-                               authority=authority.kind, power_of_attorney_id=authority.poa_id, using_db=conn)
+        async def record(conn) -> None:  # noqa: ANN001
+            doc = await esign.record(conn, sha, len(signed), enterprise_id=f.funder_id, actor=actor,
+                                     filename=esign.pdf_filename(f, contract.version, count))
+            moved = await Contract.filter(id=contract.id, sha256=contract.sha256).using_db(conn).update(
+                sha256=sha, document_id=doc.id)
+            if moved != 1:
+                raise Conflict("合同文本刚被他人签署或修订，请刷新后重试", code="stale_contract")
+            await Signature.create(financing_id=f.id, contract_version=contract.version, contract_sha256=sha,
+                                   signed_over_sha256=contract.sha256, document_id=doc.id, party=party,
+                                   enterprise_id=acting.enterprise_id, signer=actor, signed_at=moment,
+                                   authority=authority.kind, power_of_attorney_id=authority.poa_id, using_db=conn)
 
-    values: dict[str, Any] = {"signature_count": count} | ({"signed_at": moment} if done else {})
-    payload = {"party": party, "enterprise": acting.enterprise_id, "version": contract.version, "sha256": sha,
-               "previous_sha256": contract.sha256, "signer_certificate": identity.fingerprint_sha256,
-               **authority.as_payload()}
-    if done:
-        payload["contract_sha256"] = sha  # the fully signed contract, fixed in the ledger
-    return await commit(acting, "signed" if done else "signing", values=values, side=record,
-                        duplicate="贵企业已签署该版本合同，请勿重复签署", payload=payload)
+        values: dict[str, Any] = {"signature_count": count} | ({"signed_at": moment} if done else {})
+        payload = {"party": party, "enterprise": acting.enterprise_id, "version": contract.version, "sha256": sha,
+                   "previous_sha256": contract.sha256, "signer_certificate": identity.fingerprint_sha256,
+                   **authority.as_payload()}
+        if done:
+            payload["contract_sha256"] = sha  # the fully signed contract, fixed in the ledger
+        return await commit(acting, "signed" if done else "signing", values=values, side=record,
+                            duplicate="贵企业已签署该版本合同，请勿重复签署", payload=payload)

@@ -16,6 +16,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING
 
 from tortoise.exceptions import IntegrityError
@@ -42,9 +43,16 @@ class ContractServices:
 
     storage: BlobStorage
     redis: Redis
-    ca: signing.PlatformCA
+    ca: signing.PlatformCA  # issues signer certificates (the only CA that does)
     secret: str
     grace_days: int = 3
+    earlier_cas: tuple[bytes, ...] = ()  # PEM certificates of CAs rotated out: still trusted to verify, never to issue
+    font: str = signing.BUILTIN_CJK_FONT  # ECHAIN_CONTRACT_FONT: what signing.register_cjk_font accepts
+
+    @property
+    def trust_roots(self) -> tuple[bytes, ...]:
+        """What verification trusts: the current CA certificate, then the earlier ones."""
+        return (self.ca.cert_pem, *self.earlier_cas)
 
 
 def contract_ref(financing_id: int, version: int) -> str:
@@ -69,7 +77,7 @@ def _party(enterprise: Enterprise) -> signing.Party:
 
 async def render(financing: Financing, version: int, *, annual_rate: Decimal, advance_rate: Decimal,
                  financing_amount: int, fee_rate: Decimal, fee_amount: int, issue_date: date,
-                 grace_days: int = 3) -> bytes:
+                 grace_days: int = 3, font: str | None = None) -> bytes:
     """The unsigned contract PDF of a version: parties, receivable, final terms, SHA-256 of each attachment."""
     f = financing
     supplier, core, funder = [await Enterprise.get(id=i) for i in (f.supplier_id, f.core_id, f.funder_id)]
@@ -89,7 +97,7 @@ async def render(financing: Financing, version: int, *, annual_rate: Decimal, ad
         advance_rate=advance_rate, financing_amount=financing_amount, annual_rate=annual_rate,
         fee_rate=fee_rate, fee_amount=fee_amount, grace_days=grace_days, attachments=tuple(attachments),
     )
-    return await asyncio.to_thread(signing.render_contract, terms)
+    return await asyncio.to_thread(partial(signing.render_contract, terms, font=font))
 
 
 async def record(conn, sha: str, size: int, *, enterprise_id: int, actor: User,  # noqa: ANN001 - connection
@@ -112,14 +120,16 @@ def person_hash(secret: str, user_id: int) -> str:
 
 async def signer_identity(services: ContractServices, user: User, enterprise: Enterprise, *,
                           person_name: str) -> signing.SignerIdentity:
-    """The signer's certificate and key: loaded, or issued by the platform CA on the first signature."""
+    """The signer's certificate and key: loaded, or issued by the platform CA on the first signature (and again
+    once the stored one has expired or was issued by a CA that has since been rotated out)."""
     passphrase = signer_passphrase(services.secret, user.id, enterprise.id)
     row = await SignerCredential.get_or_none(user_id=user.id, enterprise_id=enterprise.id)
     if row is not None:
         identity = await asyncio.to_thread(signing.SignerIdentity.from_pkcs12, bytes(row.pkcs12), passphrase)
-        if identity.not_after > datetime.now(identity.not_after.tzinfo):
+        current = services.ca.issued(identity.certificate)
+        if current and identity.not_after > datetime.now(identity.not_after.tzinfo):
             return identity
-        await SignerCredential.filter(id=row.id).delete()  # expired: issue a fresh one below
+        await SignerCredential.filter(id=row.id).delete()  # expired or from an earlier CA: issue a fresh one below
 
     def issue() -> tuple[signing.SignerIdentity, bytes]:
         identity = services.ca.issue_signer(person_name, person_hash(services.secret, user.id), enterprise.name,
@@ -146,10 +156,9 @@ async def add_signature(services: ContractServices, pdf: bytes, party: str, iden
                                    location="echain", signed_at=signed_at)
 
 
-async def verify(ca_cert: signing.PlatformCA | bytes, pdf: bytes) -> signing.VerificationReport:
-    """Every signature and the document's integrity (in a thread)."""
-    cert = ca_cert.cert_pem if isinstance(ca_cert, signing.PlatformCA) else ca_cert
-    return await asyncio.to_thread(signing.verify, pdf, cert)
+async def verify(trust_roots: tuple[bytes, ...], pdf: bytes) -> signing.VerificationReport:
+    """Every signature and the document's integrity against these CA certificates (in a thread)."""
+    return await asyncio.to_thread(signing.verify, pdf, trust_roots)
 
 
 def report_dict(report: signing.VerificationReport) -> dict:
@@ -207,7 +216,8 @@ async def readable_pdf(services: ContractServices, actor: User, contract_id: int
 
 async def verification(services: ContractServices, actor: User, contract_id: int) -> dict:
     """Each signature of the contract's current PDF (signer, time, intact) and the document's integrity, checked
-    against the platform CA and against the SHA-256 the platform recorded (a changed stored file is tampered)."""
+    against the platform CA (current or earlier: `services.trust_roots`) and against the SHA-256 the platform
+    recorded (a changed stored file is tampered)."""
     contract = await Contract.get_or_none(id=contract_id)
     try:
         pdf = await readable_pdf(services, actor, contract_id)
@@ -220,7 +230,7 @@ async def verification(services: ContractServices, actor: User, contract_id: int
             data = await raw(contract.sha256) if raw is not None else b""
         except KeyError:
             raise exc from None
-    report = await verify(services.ca, data)
+    report = await verify(services.trust_roots, data)
     out = report_dict(report)
     recorded = hashlib.sha256(data).hexdigest() == contract.sha256
     out |= {"contract_id": contract.id, "financing_id": contract.financing_id, "version": contract.version,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from echain import metrics
 from models.financing import Financing
 from models.people import User
 from workflow.deps import Deps
@@ -25,6 +26,7 @@ def event_for(financing: Financing, action: str, actor: str) -> TransitionEvent:
 async def submit(deps: Deps, actor: User, data: FinancingInput) -> Financing:
     """Create a financing (发起融资) and announce it."""
     financing = await actions.create_financing(actor, data)
+    metrics.transition("submit")
     await emit_all(deps.events, event_for(financing, "submit", f"user:{actor.id}"))
     return financing
 
@@ -34,5 +36,6 @@ async def act(deps: Deps, actor: User, financing_id: int, action: str, body: Bas
     """Perform one action from the table and announce the committed result."""
     financing = await actions.perform(actor, financing_id, action, body, enterprise_id=enterprise_id,
                                       services=deps.contracts)
+    metrics.transition(action)  # committed: perform() returns after its transaction
     await emit_all(deps.events, event_for(financing, action, f"user:{actor.id}"))
     return financing

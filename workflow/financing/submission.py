@@ -9,7 +9,7 @@ from models.documents import Document
 from models.enterprises import Enterprise
 from models.financing import FinancedInvoice, Financing, FinancingAttachment
 from models.people import User
-from workflow import ledger
+from workflow import ledger, outbox
 from workflow.access import enterprise_for_member
 from workflow.documents import DOCUMENT_KINDS
 from workflow.errors import Conflict, InvalidInput
@@ -88,6 +88,7 @@ async def create_financing(actor: User, data: FinancingInput) -> Financing:
                 "requested_amount": format_yuan(data.requested_amount), "due_date": data.due_date.isoformat(),
                 "attachments": attachment_ids,
             })
+            await outbox.record(conn, subject(financing.id), financing.version, "submit")
     except IntegrityError as exc:
         raise _invoice_taken(data.invoice_no) from exc
     return await Financing.get(id=financing.id)

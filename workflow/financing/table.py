@@ -169,6 +169,17 @@ def who_acts_next(financing: FinancingState, open_funders: Sequence[int] | None 
     return steps
 
 
+def mermaid_state_diagram() -> list[str]:
+    """The table as a Mermaid stateDiagram (one edge per source → target of each action), fenced for Markdown."""
+    lines = ["```mermaid", "stateDiagram-v2"]
+    lines += [f'    state "{label}" as {state}' for state, label in FINANCING.state_labels.items()]
+    for t in FINANCING.transitions:
+        for source in t.sources or ("[*]",):
+            lines += [f"    {source} --> {target}: {t.label}" for target in t.targets]
+    lines += [f"    {state} --> [*]" for state in FINANCING.terminal_states]
+    return [*lines, "```"]
+
+
 def markdown_table() -> str:
     """docs/lifecycle.md, generated from the table (a test keeps the committed file equal to this)."""
     lines = [
@@ -184,8 +195,8 @@ def markdown_table() -> str:
     ]
     terminal = set(FINANCING.terminal_states)
     lines += [f"| `{s}` | {label} | {'是' if s in terminal else ''} |" for s, label in FINANCING.state_labels.items()]
+    lines += ["", "## 状态图", "", *mermaid_state_diagram(), ""]
     lines += [
-        "",
         "## 操作",
         "",
         "| 操作 | action | 从 | 到 | 执行方 | 成员角色 | 请求体 | 校验 | 待办 |",

@@ -19,7 +19,7 @@ from tortoise.transactions import in_transaction
 
 from models.financing import Financing
 from models.people import User
-from workflow import ledger
+from workflow import ledger, outbox
 from workflow.errors import Conflict
 from workflow.financing.parties import Context, Viewer, acting_enterprise, load_context, viewer_for
 from workflow.financing.table import FINANCING
@@ -121,6 +121,8 @@ async def commit(
                 await side(conn)
             await ledger.append(conn, actor=acting.actor, subject=subject(f.id), action=t.action,
                                 payload={"from": f.status, "to": target, **(payload or {})})
+            # Same transaction: the transition's notification can be queued later even if Redis is down now.
+            await outbox.record(conn, subject(f.id), f.version + 1, t.action)
     except IntegrityError as exc:
         # Only reachable when a unique constraint catches what the conditional update should have: the
         # constraint is the last line of defence and must still answer in Chinese.

@@ -1,0 +1,1 @@
+"""Benchmarks behind the README's speed claims: `make bench` (or `python -m bench [names] [--quick]`)."""
