@@ -17,6 +17,7 @@ from console.render import page
 from console.sessions import store
 from echain.keys import SETTINGS
 from models.people import User
+from workflow import console_accounts
 from workflow.errors import DomainError, Unauthenticated
 
 log = logging.getLogger("echain.console")
@@ -92,8 +93,9 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         request[SESSION] = session
     if not (request.path == LOGIN or request.path.startswith(STATIC)):
         user = await User.get_or_none(id=session.uid) if session is not None and session.uid else None
-        if user is None or not user.is_platform_operator:
-            if session is not None and session.authenticated:  # operator removed or demoted: end the session
+        if (user is None or not user.is_platform_operator
+                or not await console_accounts.session_current(user.id, session.created)):
+            if session is not None and session.authenticated:  # removed, demoted or password reset: end it
                 await sessions.delete(session)
                 del request[SESSION]
             if request.method == "GET":

@@ -13,7 +13,7 @@ import signing
 from biometric import api as biometric_api
 from bot.context import install as install_bot
 from console import install as install_console
-from echain import db, logs, metrics
+from echain import db, live, logs, metrics
 from echain.api import ApiRouter
 from echain.contract_ca import earlier_ca_pems, load_platform_ca
 from echain.errors import error_middleware
@@ -72,6 +72,7 @@ def create_app(settings: Settings) -> web.Application:
     system.install_docs(app, router)
     install_bot(app)  # Official Account callback /wechat and its resources (after the shared ones)
     install_console(app)  # operator console /console (server-rendered pages, its own sessions)
+    live.install(app)  # event streams end at shutdown
     logs.install(app)
     metrics.install(app)  # GET /metrics (bearer ECHAIN_METRICS_TOKEN outside dev)
     return app

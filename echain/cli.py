@@ -106,24 +106,32 @@ def cmd_admin_grant(settings: Settings, args: argparse.Namespace) -> int:
     return _with_db(settings, work)
 
 
-def cmd_admin_create_operator(settings: Settings, args: argparse.Namespace) -> int:
-    """Create a console operator; the password comes from a prompt or an environment variable, never argv."""
+def _read_password(args: argparse.Namespace) -> str | None:
+    """A console password from `--password-env VAR` or typed twice at a prompt; never from argv (None: refused)."""
     import getpass
     import os
-
-    from workflow.console_accounts import create_operator
-    from workflow.errors import DomainError
 
     if args.password_env:
         password = os.environ.get(args.password_env, "")
         if not password:
             print(f"环境变量 {args.password_env} 未设置或为空", file=sys.stderr)  # noqa: T201
-            return 2
-    else:
-        password = getpass.getpass("密码（至少 12 个字符）：")
-        if getpass.getpass("再次输入密码：") != password:
-            print("两次输入的密码不一致", file=sys.stderr)  # noqa: T201
-            return 2
+            return None
+        return password
+    password = getpass.getpass("密码（至少 12 个字符）：")
+    if getpass.getpass("再次输入密码：") != password:
+        print("两次输入的密码不一致", file=sys.stderr)  # noqa: T201
+        return None
+    return password
+
+
+def cmd_admin_create_operator(settings: Settings, args: argparse.Namespace) -> int:
+    """Create a console operator; the password comes from a prompt or an environment variable, never argv."""
+    from workflow.console_accounts import create_operator
+    from workflow.errors import DomainError
+
+    password = _read_password(args)
+    if password is None:
+        return 2
 
     async def work() -> int:
         try:
@@ -132,6 +140,27 @@ def cmd_admin_create_operator(settings: Settings, args: argparse.Namespace) -> i
             print(f"未能创建：{exc.message}", file=sys.stderr)  # noqa: T201
             return 1
         print(f"已创建运营人员 {account.username}（用户 {account.user_id}），可登录 /console")  # noqa: T201
+        return 0
+
+    return _with_db(settings, work)
+
+
+def cmd_admin_set_password(settings: Settings, args: argparse.Namespace) -> int:
+    """Give a console operator a new password; their open console sessions end."""
+    from workflow.console_accounts import set_password
+    from workflow.errors import DomainError
+
+    password = _read_password(args)
+    if password is None:
+        return 2
+
+    async def work() -> int:
+        try:
+            account = await set_password(args.username, password)
+        except DomainError as exc:
+            print(f"未能重设：{exc.message}", file=sys.stderr)  # noqa: T201
+            return 1
+        print(f"已重设运营人员 {account.username} 的密码，其已登录的控制台会话全部失效")  # noqa: T201
         return 0
 
     return _with_db(settings, work)
@@ -316,6 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     create_op.add_argument("--password-env", metavar="VAR", help="从该环境变量读取密码（密码不走命令行参数）")
     create_op.add_argument("--name", help="显示名称（默认同用户名）")
     create_op.set_defaults(func=cmd_admin_create_operator)
+    set_pw = admin.add_parser("set-password", help="重设运营控制台账号的密码（已登录的会话随之失效）")
+    set_pw.add_argument("username", help="登录用户名")
+    set_pw.add_argument("--password-env", metavar="VAR", help="从该环境变量读取新密码（密码不走命令行参数）")
+    set_pw.set_defaults(func=cmd_admin_set_password)
     led = sub.add_parser("ledger", help="账本命令").add_subparsers(dest="ledger_command", required=True)
     led.add_parser("verify", help="校验哈希链").set_defaults(func=cmd_ledger_verify)
     contract = sub.add_parser("contract", help="合同命令").add_subparsers(dest="contract_command", required=True)

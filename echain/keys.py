@@ -17,4 +17,5 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 SIMULATOR = web.AppKey("simulator", SimulatorState)  # set only when the in-process simulator runs
 WECHAT_BASE = web.AppKey("wechat_base", str)  # the WeChat API base actually in use
 DEPS = web.AppKey("deps", Deps)
-OA_WECHAT = web.AppKey("oa_wechat", WeChatClient)  # the Official Account's API client (bot, OA messages)
+OA_WECHAT = web.AppKey("oa_wechat", WeChatClient)
+LIVE_STREAMS = web.AppKey("live_streams", set)  # the tasks serving open event streams (closed on shutdown)  # the Official Account's API client (bot, OA messages)

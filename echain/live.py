@@ -9,7 +9,20 @@ from typing import Any
 from aiohttp import web
 from redis.asyncio import Redis
 
+from echain.keys import LIVE_STREAMS
+
 KEEPALIVE_SECONDS = 15.0
+
+
+def install(app: web.Application) -> None:
+    """Track open streams so a shutdown ends them at once instead of waiting for their next keep-alive."""
+    app[LIVE_STREAMS] = set()
+    app.on_shutdown.append(_close_streams)
+
+
+async def _close_streams(app: web.Application) -> None:
+    for task in list(app[LIVE_STREAMS]):
+        task.cancel()  # `stream` treats it like the client leaving
 
 
 def channel(subject: str) -> str:
@@ -41,6 +54,9 @@ async def stream(request: web.Request, redis: Redis, subject: str, snapshot: dic
     pubsub = redis.pubsub()
     # Subscribe before sending the snapshot, so no transition falls between the two.
     await pubsub.subscribe(channel(subject))
+    open_streams = request.config_dict.get(LIVE_STREAMS, set())
+    task = asyncio.current_task()
+    open_streams.add(task)
     try:
         await response.prepare(request)
         await response.write(_frame("snapshot", json.dumps(snapshot, ensure_ascii=False, default=str)))
@@ -48,8 +64,8 @@ async def stream(request: web.Request, redis: Redis, subject: str, snapshot: dic
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
-        await pubsub.unsubscribe()
-        await pubsub.aclose()
+        open_streams.discard(task)
+        await pubsub.aclose()  # closing the connection ends the subscription too
     return response
 
 

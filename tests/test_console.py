@@ -115,6 +115,25 @@ async def test_cli_creates_an_operator_from_an_environment_variable(client, sett
     assert refused.returncode == 1 and "至少需要 12 个字符" in refused.stderr
 
 
+async def test_a_password_reset_ends_open_sessions_and_only_the_new_password_works(client, settings, operator,
+                                                                                  monkeypatch):
+    await console_login(client)
+    assert (await client.get("/console/", allow_redirects=False)).status == 200
+    monkeypatch.setenv("CONSOLE_NEW_PASSWORD", "another-long-passphrase")
+    done = await run_cli(settings, "admin", "set-password", "ops.alice", "--password-env", "CONSOLE_NEW_PASSWORD")
+    assert done.returncode == 0, done.stderr
+    assert "已重设运营人员 ops.alice 的密码" in done.stdout and "another-long" not in done.stdout + done.stderr
+    # The session opened with the old password is over; the old password no longer logs in, the new one does.
+    assert (await client.get("/console/", allow_redirects=False)).status == 303
+    with pytest.raises(Unauthenticated):
+        await authenticate(client.app[REDIS], "ops.alice", PASSWORD)
+    await console_login(client, "ops.alice", "another-long-passphrase")
+    entry = await LedgerEntry.filter(action="reset_console_password").get()
+    assert entry.payload == {"username": "ops.alice"} and entry.actor == "cli"
+    missing = await run_cli(settings, "admin", "set-password", "nobody", "--password-env", "CONSOLE_NEW_PASSWORD")
+    assert missing.returncode == 1 and "没有用户名为 nobody 的运营人员" in missing.stderr
+
+
 # ---- login, sessions, logout --------------------------------------------------------------------------------
 
 

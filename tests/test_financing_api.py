@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -144,6 +145,21 @@ async def test_live_events_stream_snapshot_then_transitions(api, world):
     kind, event = await next_event()
     assert kind == "transition"
     assert event["action"] == "claim" and event["status"] == "claimed" and event["status_label"] == "确权审批中"
+    resp.close()
+
+
+async def test_shutdown_ends_open_event_streams_without_waiting_for_a_keepalive(api, world):
+    from echain.keys import LIVE_STREAMS
+    from echain.live import KEEPALIVE_SECONDS
+
+    resp = await api.client.get(f"/api/v1/financings/{world['financing']['id']}/events",
+                                headers=api.auth(world["supplier"]))
+    assert (await resp.content.readline()).startswith(b"event: snapshot")
+    assert len(api.app[LIVE_STREAMS]) == 1
+    started = time.monotonic()
+    await api.client.server.close()  # what a deploy's SIGTERM does: stop, on_shutdown, wait for handlers
+    assert time.monotonic() - started < KEEPALIVE_SECONDS / 3
+    assert not api.app[LIVE_STREAMS]
     resp.close()
 
 

@@ -21,7 +21,7 @@ from tortoise.transactions import in_transaction
 from models.console_accounts import ConsoleAccount
 from models.people import User
 from workflow import ledger
-from workflow.errors import Conflict, DomainError, InvalidInput, Unauthenticated
+from workflow.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthenticated
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256  # argon2 takes any length; a cap keeps one request from hashing megabytes
@@ -83,6 +83,30 @@ async def create_operator(username: str, password: str, display_name: str = "") 
     except IntegrityError as exc:  # a concurrent creation of the same name won
         raise Conflict(f"用户名 {name} 已存在", code="username_taken") from exc
     return account
+
+
+async def set_password(username: str, password: str) -> ConsoleAccount:
+    """Give an operator a new password (forgotten, or suspected known to someone else); every console session
+    that began before it ends (see `session_current`)."""
+    name = normalise(username)
+    check_password(password)
+    account = await ConsoleAccount.get_or_none(username=name)
+    if account is None:
+        raise NotFound(f"没有用户名为 {name} 的运营人员", code="operator_not_found")
+    password_hash = await asyncio.to_thread(_HASHER.hash, password)
+    async with in_transaction() as conn:
+        await ConsoleAccount.filter(id=account.id).using_db(conn).update(
+            password_hash=password_hash, password_changed_at=datetime.now(UTC))
+        await ledger.append(conn, actor="cli", subject=f"user:{account.user_id}", action="reset_console_password",
+                            payload={"username": name})  # who and when, never the password or its hash
+    return await ConsoleAccount.get(id=account.id)
+
+
+async def session_current(user_id: int, started_at: float) -> bool:
+    """Whether a console session that began at `started_at` (epoch seconds) may go on: its operator still has a
+    console account whose password has not changed since."""
+    changed = await ConsoleAccount.filter(user_id=user_id).values_list("password_changed_at", flat=True)
+    return bool(changed) and changed[0].timestamp() <= started_at
 
 
 def _failures_key(username: str) -> str:
