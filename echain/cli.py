@@ -274,8 +274,10 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_wechat_sim(settings: Settings, args: argparse.Namespace) -> int:
     """Run the WeChat API simulator standalone."""
+    from echain import logs
     from wechat.simulator import run_simulator
 
+    logs.configure(settings.log_format)  # same log lines as serve and worker (the compose file runs all three)
     run_simulator(host=args.host, port=args.port)
     return 0
 
