@@ -7,14 +7,12 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from aiohttp import web
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from tortoise.exceptions import DBConnectionError
 
 from console import csrf
 from console.keys import SESSION, USER
 from console.render import page
 from console.sessions import store
+from echain.errors import is_unavailable
 from echain.keys import SETTINGS
 from models.people import User
 from workflow import console_accounts
@@ -59,12 +57,13 @@ async def pages(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         response = await _error_page(request, exc.status, _HTTP_MESSAGES.get(exc.status, "请求有误"))
-    except (RedisConnectionError, RedisTimeoutError, DBConnectionError, ConnectionError) as exc:
-        log.warning("backing service unavailable on %s %s: %r", request.method, request.path, exc)
-        response = await _plain_error(503, "服务暂时不可用，请稍后重试")
-    except Exception:
-        log.exception("unhandled console error on %s %s", request.method, request.path)
-        response = await _plain_error(500, "服务器内部错误，请稍后重试")
+    except Exception as exc:
+        if is_unavailable(exc):  # the API's own test for a lost database or Redis connection
+            log.warning("backing service unavailable on %s %s: %r", request.method, request.path, exc)
+            response = await _plain_error(503, "服务暂时不可用，请稍后重试")
+        else:
+            log.exception("unhandled console error on %s %s", request.method, request.path)
+            response = await _plain_error(500, "服务器内部错误，请稍后重试")
     if not response.prepared:  # a live event stream has already sent its headers
         for name, value in _HEADERS.items():
             response.headers.setdefault(name, value)  # a document download sets its own, stricter policy

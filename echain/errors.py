@@ -32,7 +32,7 @@ _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, DBConnectionError, Conn
                 OperatorInterventionError)
 
 
-def _unavailable(exc: BaseException) -> bool:
+def is_unavailable(exc: BaseException) -> bool:
     """True when a lost connection caused `exc`: then the rollback that follows fails too (asyncpg raises
     "cannot call Transaction.rollback(): the underlying connection is closed"), hiding the cause in the chain."""
     seen: set[int] = set()
@@ -60,7 +60,7 @@ async def error_middleware(
         code, message = _HTTP_MESSAGES.get(exc.status, ("http_error", exc.reason))
         return error_response(exc.status, code, message)
     except Exception as exc:
-        if _unavailable(exc):
+        if is_unavailable(exc):
             log.warning("backing service unavailable on %s %s: %r", request.method, request.path, exc)
             return error_response(503, "service_unavailable", "服务暂时不可用，请稍后重试")
         log.exception("unhandled error on %s %s", request.method, request.path)

@@ -147,6 +147,25 @@ async def test_anonymous_visitors_are_sent_to_login(client):
     assert post.status == 401 and "登录已失效" in await post.text()
 
 
+async def test_a_lost_redis_shows_a_chinese_503_page(aiohttp_client, settings, tmp_path):  # noqa: ANN001
+    import dataclasses
+
+    from echain.app import create_app
+    from tests.reliability.harness import OwnRedis
+
+    redis = OwnRedis(tmp_path / "own-redis").start()  # our own server: stopping it touches nothing shared
+    try:
+        client = await aiohttp_client(create_app(dataclasses.replace(
+            settings, redis_url=f"redis://127.0.0.1:{redis.port}/0")))
+        await make_operator()
+        await console_login(client)
+        redis.stop()
+        page = await client.get("/console/", allow_redirects=False)
+        assert page.status == 503 and "服务暂时不可用" in await page.text()
+    finally:
+        redis.stop()
+
+
 async def test_login_rotates_the_session_and_logout_ends_it(client, operator):
     redis: Redis = client.app[REDIS]
     form = await client.get("/console/login")
