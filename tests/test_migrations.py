@@ -324,3 +324,12 @@ def test_migration_files_pass_the_linter():
         pytest.skip("ruff is not installed in this environment")
     result = subprocess.run([str(ruff), "check", "--no-cache", str(MIGRATIONS_DIR)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+def test_postgresql_pool_skips_the_reset_round_trip_and_sqlite_urls_stay_as_they_are() -> None:
+    from echain.db import _keep_session, orm_config
+
+    pg = orm_config("postgres://root@127.0.0.1:5432/test")["connections"]["default"]
+    assert pg["engine"] == "tortoise.backends.asyncpg" and pg["credentials"]["database"] == "test"
+    assert pg["credentials"]["reset"] is _keep_session  # no "RESET ALL" after every query (bench/api.py)
+    assert orm_config("sqlite:///tmp/x.sqlite3")["connections"]["default"] == "sqlite:///tmp/x.sqlite3"
