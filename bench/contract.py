@@ -32,9 +32,9 @@ def terms() -> Any:
 
     return ContractTerms(
         contract_no="BL-2025-000123", version=1, issue_date=date(2025, 3, 1),
-        funder=Party("上海浦江商业保理有限公司", "91310000MA1FL0XX1X"),
-        supplier=Party("深圳市华南精密制造有限公司", "91440300MA5DXXXX2Y"),
-        core=Party("广州南方重工集团股份有限公司", "91440101190XXXXX3P"),
+        funder=Party("上海浦江商业保理有限公司", "91310000MA1FL0A1BJ"),
+        supplier=Party("深圳市华南精密制造有限公司", "91440300MA5D7K2Q42"),
+        core=Party("广州南方重工集团股份有限公司", "91440101190472835F"),
         invoice_no="4403123400098765", trade_contract_no="HN-PO-2024-0815", face_amount=150_000_000,
         due_date=date(2025, 9, 1), advance_rate=Decimal("0.8"), financing_amount=120_000_000,
         annual_rate=Decimal("0.065"), fee_rate=Decimal("0.003"), value_date=date(2025, 3, 10),

@@ -124,46 +124,47 @@ def _read_password(args: argparse.Namespace) -> str | None:
     return password
 
 
-def cmd_admin_create_operator(settings: Settings, args: argparse.Namespace) -> int:
-    """Create a console operator; the password comes from a prompt or an environment variable, never argv."""
-    from workflow.console_accounts import create_operator
+def _console_account(settings: Settings, args: argparse.Namespace, work: Callable[[str], Awaitable[str]],
+                     refused: str) -> int:
+    """Read the password, run `work(password)` with the database open; print its message or the refusal."""
     from workflow.errors import DomainError
 
     password = _read_password(args)
     if password is None:
         return 2
 
-    async def work() -> int:
+    async def run() -> int:
         try:
-            account = await create_operator(args.username, password, args.name or "")
+            message = await work(password)
         except DomainError as exc:
-            print(f"未能创建：{exc.message}", file=sys.stderr)  # noqa: T201
+            print(f"{refused}：{exc.message}", file=sys.stderr)  # noqa: T201
             return 1
-        print(f"已创建运营人员 {account.username}（用户 {account.user_id}），可登录 /console")  # noqa: T201
+        print(message)  # noqa: T201
         return 0
 
-    return _with_db(settings, work)
+    return _with_db(settings, run)
+
+
+def cmd_admin_create_operator(settings: Settings, args: argparse.Namespace) -> int:
+    """Create a console operator; the password comes from a prompt or an environment variable, never argv."""
+    from workflow.console_accounts import create_operator
+
+    async def work(password: str) -> str:
+        account = await create_operator(args.username, password, args.name or "")
+        return f"已创建运营人员 {account.username}（用户 {account.user_id}），可登录 /console"
+
+    return _console_account(settings, args, work, "未能创建")
 
 
 def cmd_admin_set_password(settings: Settings, args: argparse.Namespace) -> int:
     """Give a console operator a new password; their open console sessions end."""
     from workflow.console_accounts import set_password
-    from workflow.errors import DomainError
 
-    password = _read_password(args)
-    if password is None:
-        return 2
+    async def work(password: str) -> str:
+        account = await set_password(args.username, password)
+        return f"已重设运营人员 {account.username} 的密码，其已登录的控制台会话全部失效"
 
-    async def work() -> int:
-        try:
-            account = await set_password(args.username, password)
-        except DomainError as exc:
-            print(f"未能重设：{exc.message}", file=sys.stderr)  # noqa: T201
-            return 1
-        print(f"已重设运营人员 {account.username} 的密码，其已登录的控制台会话全部失效")  # noqa: T201
-        return 0
-
-    return _with_db(settings, work)
+    return _console_account(settings, args, work, "未能重设")
 
 
 def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:

@@ -86,9 +86,9 @@ def make_terms(**overrides) -> ContractTerms:
         contract_no="BL-2025-000123",
         version=1,
         issue_date=date(2025, 3, 1),
-        funder=Party("上海浦江商业保理有限公司", "91310000MA1FL0XX1X"),
-        supplier=Party("深圳市华南精密制造有限公司", "91440300MA5DXXXX2Y"),
-        core=Party("广州南方重工集团股份有限公司", "91440101190XXXXX3P"),
+        funder=Party("上海浦江商业保理有限公司", "91310000MA1FL0A1BJ"),
+        supplier=Party("深圳市华南精密制造有限公司", "91440300MA5D7K2Q42"),
+        core=Party("广州南方重工集团股份有限公司", "91440101190472835F"),
         invoice_no="4403123400098765",
         trade_contract_no="HN-PO-2024-0815",
         face_amount=150_000_000,
@@ -369,7 +369,7 @@ def test_signer_certificate_names_person_and_enterprise(ca: PlatformCA, signers:
     again = ca.issue_signer("李四", "h", terms.supplier.name, terms.supplier.uscc)
     assert len(public) == 3 and again.cert_der not in {s.cert_der for s in signers.values()}
     with pytest.raises(ValueError):
-        ca.issue_signer("", "h", "公司", "91310000MA1FL0XX1X")
+        ca.issue_signer("", "h", "公司", "91310000MA1FL0A1BJ")
 
 
 def test_signer_key_is_stored_as_encrypted_pkcs12(signers: dict[str, SignerIdentity]) -> None:
